@@ -1,0 +1,135 @@
+"""Holistic Robust importance weights for a batch of per-sample losses, solved exactly.
+
+The public entry point of the core: ``solve`` maximises E_p[ℓ] over the HD or HR ambiguity set around the
+batch's empirical distribution and returns the maximiser folded into per-sample weights w = ∂V/∂ℓ, so that
+any framework's robust loss is Σ stop_gradient(w_i)·ℓ_i.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hrcore.programs import solve_hd, solve_hr
+from hrcore.solution import HRSolution, fold_worst_atom
+from hrcore.validation import (
+    as_loss_array,
+    as_mask,
+    check_alpha,
+    check_ambiguity,
+    check_radius,
+    check_upper_bound,
+)
+
+SOLVERS = ("exact", "cvxpy")
+
+
+def solve(
+    losses: object,
+    alpha: float = 0.05,
+    r: float = 0.1,
+    ambiguity: str = "HD",
+    upper_bound: float | None = None,
+    mask: object = None,
+    solver: str = "exact",
+) -> HRSolution:
+    """Worst-case distribution and robust loss of one batch.
+
+    Solves V = max{E_p[ℓ] : p in the HD/HR set of (α, r) around P̂}, over the N samples and a worst atom at
+    M = max ℓ (or at the known bound B), and folds the worst atom's mass onto the samples tied at M.
+
+    Args:
+        losses: Per-sample losses (N,), any real dtype or array-like; computed in float64.
+        alpha: Poisoning fraction α ∈ [0, 1); 0 is solved exactly (no poisoning).
+        r: KL radius r ≥ 0; 0 is solved exactly (no generalisation term).
+        ambiguity: "HD" (poison P̂, then the KL ball; the default) or "HR" (the KL ball, then poison).
+        upper_bound: A known bound B ≥ max ℓ of the loss: the worst atom sits at B and is not folded, so
+            V = Σ w_i ℓ_i + worst_weight·B (what the certificate needs).
+        mask: Optional booleans (N,); False entries (padding, ignored rows) are left out of the problem and
+            get weight 0, without consuming α.
+        solver: "exact" (the closed-form/Newton algorithms of this module) or "cvxpy" (the reference conic
+            formulation in ``hrcore.reference``; slow, for checking).
+
+    Returns:
+        The solution: folded weights, worst-atom mass, value and diagnostics.
+
+    Raises:
+        ValueError: For NaN/inf losses, a wrong shape, an empty batch, α ∉ [0, 1), r < 0, an unknown ambiguity
+            or solver, or an upper bound below the largest loss.
+        TypeError: For non-numeric losses or hyper-parameters.
+    """
+    alpha = check_alpha(alpha)
+    r = check_radius(r)
+    ambiguity = check_ambiguity(ambiguity)
+    if solver == "cvxpy":
+        from hrcore import reference
+
+        return reference.solve(losses, alpha, r, ambiguity, upper_bound, mask)
+    if solver != "exact":
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
+
+    values = as_loss_array(losses)
+    included = as_mask(mask, values.size)
+    kept = values if included is None else values[included]
+    bound = check_upper_bound(upper_bound, float(kept.max()))
+    worst_value = float(kept.max()) if bound is None else bound
+    spread = worst_value - float(kept.min())
+
+    if spread == 0.0:
+        # Every included loss equals the worst atom: any p gives V = M; the canonical choice is uniform.
+        group_mass, worst_mass, removed = np.ones(1), 0.0, 0.0
+        inverse, counts, normalised = np.zeros(kept.size, dtype=np.intp), np.array([kept.size]), np.zeros(1)
+    else:
+        # Affine equivariance: work on d = (M − ℓ)/S ∈ [0, 1] so nothing can overflow and ties stay exact.
+        distances = (worst_value - kept) / spread
+        normalised, inverse, counts = np.unique(distances, return_inverse=True, return_counts=True)
+        program = solve_hd if ambiguity == "HD" or alpha == 0.0 or r == 0.0 else solve_hr
+        group_mass, worst_mass, removed = program(normalised, counts, alpha, r)
+
+    per_sample = (group_mass / counts)[inverse]
+    value = worst_value - spread * float(group_mass @ normalised)
+    sample_weights = np.zeros(values.size)
+    if included is None:
+        sample_weights[:] = per_sample
+        included = np.ones(values.size, dtype=bool)
+    else:
+        sample_weights[included] = per_sample
+    weights = fold_worst_atom(sample_weights, worst_mass, values, included, bound)
+    return HRSolution(
+        weights=weights,
+        sample_weights=sample_weights,
+        worst_weight=worst_mass,
+        value=value,
+        worst_value=worst_value,
+        ambiguity=ambiguity,
+        alpha=alpha,
+        r=r,
+        upper_bound=bound,
+        removed_mass=removed,
+        solver="exact",
+    )
+
+
+def hr_weights(
+    losses: object,
+    alpha: float = 0.05,
+    r: float = 0.1,
+    ambiguity: str = "HD",
+    upper_bound: float | None = None,
+    mask: object = None,
+) -> np.ndarray:
+    """Folded HR importance weights of one batch.
+
+    Returns w = ∂V/∂ℓ of ``solve`` (N,): Σw = 1 without an upper bound, and Σ w_i ℓ_i is the robust loss.
+
+    Args:
+        losses: Per-sample losses (N,).
+        alpha: Poisoning fraction α ∈ [0, 1).
+        r: KL radius r ≥ 0.
+        ambiguity: "HD" or "HR".
+        upper_bound: Optional known bound B of the loss (see ``solve``).
+        mask: Optional inclusion mask (N,).
+
+    Returns:
+        The weights, float64 (N,).
+    """
+    return solve(losses, alpha, r, ambiguity, upper_bound, mask).weights
