@@ -1,0 +1,203 @@
+"""Parameter-mismatch adversarial training in JAX (Büchel, Faber, Muir 2021), DESIGN §6.
+
+The attack runs on stop_gradient(Θ) inside one ``lax`` loop, so reverse mode never differentiates it and the
+compiled program does not grow with the number of attack steps; σ, ζ, β and the step count may be traced, so
+schedules never recompile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from hrcore.geometry import clip_mismatch, mismatch_perturb, mismatch_step
+
+from .arguments import check_key, check_sizes, check_steps, is_concrete, is_static_zero
+from .modules import pure_forward
+from .parameters import ParameterFilter, replace_selected, selected_leaves, standard_normals
+
+Loss = Callable[[Any, Any], Any]
+
+
+def mismatch_adversarial_loss(
+    parameters: Any,
+    net: Any,
+    inputs: Any,
+    target: Any,
+    task_loss: Loss,
+    mismatch_loss: Loss,
+    rng_key: jax.Array,
+    noisy_forward_std: float = 0.0,
+    initial_std: float = 1e-3,
+    mismatch_level: float = 0.025,
+    beta_robustness: float = 0.25,
+    attack_steps: int = 10,
+    *,
+    parameter_filter: ParameterFilter = None,
+) -> jax.Array:
+    """Task loss under forward noise plus β times the loss of the network under a worst-case weight mismatch.
+
+    Computes L = task_loss(f(X, Θ̃), y) + β·mismatch_loss(f(X, Θ*), f(X, Θ)), Θ̃ = Θ + sg(σ_fwd|Θ|⊙R),
+    Θ* = Θ + |Θ|⊙sg(u) with u from ``pga_attack`` (|u| ≤ ζ); f(X, Θ) is differentiated, as in the published
+    implementation.
+
+    The positional order is the published one: ``jax.value_and_grad(mismatch_adversarial_loss)`` replaces the
+    published ``adversarial_loss`` in existing code. ``rng_key`` is split once,
+    ``noise_key, attack_key = jax.random.split(rng_key)``, and each key again over the selected leaves.
+
+    Args:
+        parameters: Θ, any pytree of arrays.
+        net: ``net(params, inputs) -> outputs`` (see ``pure_forward``) or a Rockpool-style module.
+        inputs: X, passed to the network as is.
+        target: y, passed to ``task_loss`` as is.
+        task_loss: ``task_loss(output, target) -> scalar``.
+        mismatch_loss: ``mismatch_loss(attacked_output, nominal_output) -> scalar``.
+        rng_key: A JAX PRNG key.
+        noisy_forward_std: σ_fwd ≥ 0 (may be traced).
+        initial_std: σ_init ≥ 0, the attack's random start u0 = σ_init·R (may be traced).
+        mismatch_level: ζ ≥ 0, the relative size of the mismatch box (may be traced).
+        beta_robustness: β ≥ 0 (may be traced); β = 0 skips the attack.
+        attack_steps: Number of sign-gradient ascent steps (an int, may be traced).
+        parameter_filter: Which leaves the attack and the noise touch: a pytree of booleans or a predicate
+            ``(path, leaf) -> bool``. Non-float leaves are never touched. Default: every float leaf.
+
+    Returns:
+        The scalar loss.
+
+    Raises:
+        ValueError: For a negative or non-finite hyper-parameter, a negative step count, or a filter that does
+            not match the parameters.
+        TypeError: For a non-integer step count, a missing key, or a net that is not callable.
+    """
+    forward = pure_forward(net)
+    check_sizes(
+        noisy_forward_std=noisy_forward_std,
+        initial_std=initial_std,
+        mismatch_level=mismatch_level,
+        beta_robustness=beta_robustness,
+    )
+    check_steps("attack_steps", attack_steps)
+    noise_key, attack_key = jax.random.split(check_key(rng_key, "mismatch_adversarial_loss"))
+    leaves, treedef = jax.tree_util.tree_flatten(parameters)
+    selected = selected_leaves(parameters, parameter_filter)
+
+    if is_static_zero(noisy_forward_std):
+        noisy = leaves
+    else:
+        chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
+        draws = standard_normals(noise_key, leaves, selected)
+        # The noise is a constant offset: Θ̃ has the identity Jacobian in Θ.
+        noisy = replace_selected(
+            leaves,
+            selected,
+            [
+                leaf + jax.lax.stop_gradient(noisy_forward_std * jnp.abs(leaf) * draw)
+                for leaf, draw in zip(chosen, draws, strict=True)
+            ],
+        )
+    task = task_loss(forward(jax.tree_util.tree_unflatten(treedef, noisy), inputs), target)
+    if is_static_zero(beta_robustness):
+        return task
+
+    def robustness() -> jax.Array:
+        nominal = forward(parameters, inputs)
+        attacked = _attacked_parameters(
+            parameters, selected, forward, inputs, nominal, mismatch_loss, attack_key,
+            attack_steps, mismatch_level, initial_std,
+        )  # fmt: skip
+        return beta_robustness * mismatch_loss(forward(attacked, inputs), nominal)
+
+    if is_concrete(beta_robustness):
+        return task + robustness()
+    # A traced β: skip the attack at run time when β = 0, without recompiling.
+    skipped = jax.eval_shape(robustness)
+    return task + jax.lax.cond(
+        beta_robustness == 0, lambda: jnp.zeros(skipped.shape, skipped.dtype), robustness
+    )
+
+
+def pga_attack(
+    params: Any,
+    net: Any,
+    inputs: Any,
+    nominal_output: Any,
+    mismatch_loss: Loss,
+    key: jax.Array,
+    attack_steps: int = 10,
+    mismatch_level: float = 0.025,
+    initial_std: float = 1e-3,
+    *,
+    parameter_filter: ParameterFilter = None,
+) -> Any:
+    """Worst-case parameters in the relative mismatch box, by projected sign-gradient ascent.
+
+    Computes Θ* = Θ + |Θ|⊙sg(u), with u0 = clip(σ_init·R, ±ζ) and u ← clip(u + (ζ/steps)·sign(∇_u), ±ζ)
+    maximising mismatch_loss(f(X, Θ + |Θ|⊙u), sg(nominal_output)) at Θ = sg(Θ).
+
+    Args:
+        params: Θ, any pytree of arrays.
+        net: ``net(params, inputs)`` or a Rockpool-style module.
+        inputs: X.
+        nominal_output: f(X, Θ), the output the attack moves away from.
+        mismatch_loss: ``mismatch_loss(attacked_output, nominal_output) -> scalar``.
+        key: A JAX PRNG key (split over the selected leaves for R).
+        attack_steps: Number of ascent steps (may be traced).
+        mismatch_level: ζ ≥ 0 (may be traced).
+        initial_std: σ_init ≥ 0 (may be traced).
+        parameter_filter: As in ``mismatch_adversarial_loss``; unselected leaves come back unchanged.
+
+    Returns:
+        Θ*, with the structure of ``params``; differentiable in Θ through |Θ| only.
+
+    Raises:
+        ValueError: As ``mismatch_adversarial_loss``.
+        TypeError: As ``mismatch_adversarial_loss``.
+    """
+    forward = pure_forward(net)
+    check_sizes(mismatch_level=mismatch_level, initial_std=initial_std)
+    check_steps("attack_steps", attack_steps)
+    selected = selected_leaves(params, parameter_filter)
+    return _attacked_parameters(
+        params, selected, forward, inputs, nominal_output, mismatch_loss, check_key(key, "pga_attack"),
+        attack_steps, mismatch_level, initial_std,
+    )  # fmt: skip
+
+
+def _attacked_parameters(
+    params: Any,
+    selected: Sequence[bool],
+    forward: Callable[[Any, Any], Any],
+    inputs: Any,
+    nominal_output: Any,
+    mismatch_loss: Loss,
+    key: jax.Array,
+    attack_steps: Any,
+    mismatch_level: Any,
+    initial_std: Any,
+) -> Any:
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    frozen = [jax.lax.stop_gradient(leaf) for leaf in leaves]
+    nominal = jax.lax.stop_gradient(nominal_output)
+
+    def perturbed(base: Sequence[Any], offsets: Sequence[Any]) -> Any:
+        chosen = [leaf for leaf, keep in zip(base, selected, strict=True) if keep]
+        moved = [mismatch_perturb(leaf, u) for leaf, u in zip(chosen, offsets, strict=True)]
+        return jax.tree_util.tree_unflatten(treedef, replace_selected(base, selected, moved))
+
+    def objective(offsets: list[jax.Array]) -> jax.Array:
+        return mismatch_loss(forward(perturbed(frozen, offsets), inputs), nominal)
+
+    def ascend(_: Any, offsets: list[jax.Array]) -> list[jax.Array]:
+        slopes = jax.grad(objective)(offsets)
+        return [
+            mismatch_step(u, g, mismatch_level, attack_steps) for u, g in zip(offsets, slopes, strict=True)
+        ]
+
+    start = [
+        clip_mismatch(initial_std * draw, mismatch_level) for draw in standard_normals(key, frozen, selected)
+    ]
+    offsets = jax.lax.fori_loop(0, attack_steps, ascend, start)
+    return perturbed(leaves, [jax.lax.stop_gradient(u) for u in offsets])
