@@ -16,6 +16,8 @@ import numpy as np
 
 # Newton in t = log u stops when a step moves t by less than this: u is then known to ~1e-14 relative.
 _STEP_TOLERANCE = 1e-14
+# A Newton step this small leaves an error of order its square: below rounding, so it is the last one taken.
+_NEWTON_TOLERANCE = 1e-9
 _MAX_ITERATIONS = 200
 
 
@@ -63,7 +65,7 @@ def find_root(state: Callable[[float], tuple[float, float]], u_start: float) -> 
     """Root of a decreasing function H(u) on u > 0, by safeguarded Newton in t = log u.
 
     Solves H(e^t) = 0 given dH/dt; keeps a bracket [lo, hi] with H(lo) > 0 > H(hi), falls back to bisection
-    when a Newton step leaves it, and widens the bracket geometrically until it holds the root.
+    when a Newton step leaves it, and widens the bracket by e^8 per step until it holds the root.
 
     Args:
         state: u -> (H(u), dH/dt(u)).
@@ -87,22 +89,20 @@ def find_root(state: Callable[[float], tuple[float, float]], u_start: float) -> 
             low = t
         else:
             high = t
+        scale = max(1.0, abs(t))
         if slope < 0.0:
-            step = -h / slope
             # Far from a bracket, Newton on the flat tail can jump arbitrarily far: cap one move at e^8.
-            step = max(-8.0, min(8.0, step))
-            candidate = t + step
+            step = max(-8.0, min(8.0, -h / slope))
+            if low < t + step < high:
+                if abs(step) <= _NEWTON_TOLERANCE * scale:
+                    # Quadratic convergence: the step after this one would be below rounding.
+                    return math.exp(t + step)
+                t += step
+                continue
+        if math.isfinite(low) and math.isfinite(high):
+            if high - low <= _STEP_TOLERANCE * scale:
+                return math.exp(0.5 * (low + high))
+            t = 0.5 * (low + high)
         else:
-            candidate = t + (8.0 if h > 0.0 else -8.0)
-        if not (low < candidate < high):
-            candidate = (
-                0.5 * (low + high)
-                if math.isfinite(low) and math.isfinite(high)
-                else (low + 8.0 if math.isfinite(low) else high - 8.0)
-            )
-        if abs(candidate - t) <= _STEP_TOLERANCE * max(1.0, abs(t)):
-            return math.exp(candidate)
-        if math.isfinite(low) and math.isfinite(high) and high - low <= _STEP_TOLERANCE * max(1.0, abs(t)):
-            return math.exp(0.5 * (low + high))
-        t = candidate
+            t = low + 8.0 if math.isfinite(low) else high - 8.0
     raise ArithmeticError("the KL-dual root finder did not converge; please report this instance.")

@@ -135,7 +135,7 @@ class _HRState(NamedTuple):
     capped_log_ratio: float
 
 
-def _hr_state(values: np.ndarray, counts: np.ndarray, alpha: float, r: float, u: float) -> _HRState:
+class _HRDual:
     """H(u) of the HR outer problem with the inner cap e*(u) solved exactly.
 
     For fixed u, f(e) = αe − e^{−r}exp((1/N)Σ log(u + min(d_i, e))) is convex and piecewise smooth; with k_j
@@ -143,39 +143,62 @@ def _hr_state(values: np.ndarray, counts: np.ndarray, alpha: float, r: float, u:
     Q_j = e^{−r}G(d_j)/(N(u + d_j)). The first breakpoint J whose right slope is ≥ 0 either is the minimiser
     (a kink) or bounds the piece (d_{J−1}, d_J) holding the closed-form stationary point.
     """
-    n = int(counts.sum())
-    ratio, log_ratio = ratios(values, u)
-    above = n - np.cumsum(counts)
-    prefix = np.cumsum(counts * log_ratio)
-    log_alpha = math.log(alpha)
-    with np.errstate(divide="ignore"):
-        log_right = np.log(above / n) - r + (prefix + above * log_ratio) / n - log_ratio
-    first = int(np.argmax(log_right <= log_alpha))
-    capped = int(above[first] + counts[first])
-    kink = first == 0
-    if not kink:
-        log_left = math.log(capped / n) - r + (prefix[first] + above[first] * log_ratio[first]) / n
-        kink = log_left - log_ratio[first] >= log_alpha
-    if kink:
-        cap_log = float(log_ratio[first])
-    else:
-        share = capped / n
-        cap_log = (prefix[first - 1] / n - r - math.log(alpha / share)) / (1.0 - share)
-        cap_log = min(max(cap_log, float(log_ratio[first - 1])), float(log_ratio[first]))
-    cap = math.exp(cap_log)
 
-    weights = counts / n
-    capped_ratio = ratio.copy()
-    capped_ratio[first:] = cap
-    capped_log = log_ratio.copy()
-    capped_log[first:] = cap_log
-    h, slope = dual_gradient(weights, capped_ratio, capped_log, r)
-    if not kink:
-        # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope.
-        a = float((weights / capped_ratio).sum())
+    def __init__(self, values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> None:
+        self.values = values
+        self.counts = counts
+        self.n = int(counts.sum())
+        self.weights = counts / self.n
+        self.above = self.n - np.cumsum(counts)
+        with np.errstate(divide="ignore"):
+            # log(k_j/N) − r − log α, constant in u; −∞ where no sample lies above d_j.
+            self.offset = np.log(self.above / self.n) - r - math.log(alpha)
+        self.alpha = alpha
+        self.r = r
+
+    def state(self, u: float) -> _HRState:
+        n, above = self.n, self.above
+        ratio, log_ratio = ratios(self.values, u)
+        prefix = np.cumsum(self.counts * log_ratio)
+        # log(k_j Q_j / α): the right slope at d_j is ≥ 0 where this is ≤ 0.
+        log_right = self.offset + (prefix + above * log_ratio) / n - log_ratio
+        first = int(np.argmax(log_right <= 0.0))
+        capped = int(above[first] + self.counts[first])
         share = capped / n
-        slope += share * (a - 1.0 / cap) ** 2 / ((1.0 - share) * a)
-    return _HRState(h, slope, first, cap, cap_log)
+        kink = first == 0 or (
+            math.log(share)
+            - self.r
+            - math.log(self.alpha)
+            + (prefix[first] + above[first] * log_ratio[first]) / n
+            >= log_ratio[first]
+        )
+        if kink:
+            cap_log = float(log_ratio[first])
+        else:
+            cap_log = (prefix[first - 1] / n - self.r - math.log(self.alpha / share)) / (1.0 - share)
+            cap_log = min(max(cap_log, float(log_ratio[first - 1])), float(log_ratio[first]))
+        cap = math.exp(cap_log)
+        ratio[first:] = cap
+        log_ratio[first:] = cap_log
+        h, slope = dual_gradient(self.weights, ratio, log_ratio, self.r)
+        if not kink:
+            # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope.
+            a = float((self.weights / ratio).sum())
+            slope += share * (a - 1.0 / cap) ** 2 / ((1.0 - share) * a)
+        return _HRState(h, slope, first, cap, cap_log)
+
+    def gradient(self, u: float) -> tuple[float, float]:
+        s = self.state(u)
+        return s.h, s.slope
+
+    def q(self, u: float) -> np.ndarray:
+        """The KL-ball maximiser q_g = e^{−r}G·w_g/ŷ_g on the capped atoms ŷ = (u + min(d, e*))/u."""
+        s = self.state(u)
+        ratio, log_ratio = ratios(self.values, u)
+        ratio[s.first_capped :] = s.capped_ratio
+        log_ratio[s.first_capped :] = s.capped_log_ratio
+        scale = math.exp(-self.r + float(self.weights @ log_ratio))
+        return scale * self.weights / ratio
 
 
 def solve_hr(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> GroupSolution:
@@ -209,29 +232,11 @@ def solve_hr(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
             group_mass[worst_group] = counts[worst_group] / at_worst * (1.0 - alpha)
         return GroupSolution(group_mass, 1.0 - float(group_mass.sum()), alpha)
 
-    weights = counts / n
-    if values[0] > 0.0:
-        state0 = _hr_state(values, counts, alpha, r, 0.0)
-        if state0.h <= 0.0:
-            q = _hr_q(weights, values, 0.0, state0, r)
-            kept = trim_top(q, alpha)
-            return GroupSolution(kept, 1.0 - float(kept.sum()), alpha)
-
-    def state(u: float) -> tuple[float, float]:
-        s = _hr_state(values, counts, alpha, r, u)
-        return s.h, s.slope
-
-    u = find_root(state, _start(values, weights, r))
-    q = _hr_q(weights, values, u, _hr_state(values, counts, alpha, r, u), r)
+    dual = _HRDual(values, counts, alpha, r)
+    if values[0] > 0.0 and dual.state(0.0).h <= 0.0:
+        kept = trim_top(dual.q(0.0), alpha)
+        return GroupSolution(kept, 1.0 - float(kept.sum()), alpha)
+    q = dual.q(find_root(dual.gradient, _start(values, dual.weights, r)))
     q /= q.sum()  # at an interior root q has no mass on the worst atom and Σq = e^{H(u*)} = 1
     kept = trim_top(q, alpha)
     return GroupSolution(kept, 1.0 - float(kept.sum()), alpha)
-
-
-def _hr_q(weights: np.ndarray, values: np.ndarray, u: float, s: _HRState, r: float) -> np.ndarray:
-    """The KL-ball maximiser q_g = e^{−r}G·w_g/ŷ_g on the capped atoms ŷ = (u + min(d, e*))/u."""
-    ratio, log_ratio = ratios(values, u)
-    ratio[s.first_capped :] = s.capped_ratio
-    log_ratio[s.first_capped :] = s.capped_log_ratio
-    scale = math.exp(-r + float(weights @ log_ratio))
-    return scale * weights / ratio
