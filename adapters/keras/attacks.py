@@ -21,6 +21,7 @@ from .geometry import (
     Bounds,
     Normalization,
     RandomKey,
+    as_scalar,
     attack_step,
     check_pair,
     check_steps,
@@ -98,7 +99,7 @@ def _one_step(
     bounds, normalization = check_pair("bounds", bounds), check_pair("normalization", normalization)
     pixels = to_pixels(as_float_tensor(x), normalization)
     grad = input_gradient(model, pixels, y, loss_fn, normalization)
-    adversarial = clip_to_bounds(pixels + tf.cast(eps, pixels.dtype) * direction(grad), bounds)
+    adversarial = clip_to_bounds(pixels + as_scalar(eps, pixels.dtype) * direction(grad), bounds)
     return tf.stop_gradient(from_pixels(adversarial, normalization))
 
 

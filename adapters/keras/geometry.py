@@ -25,6 +25,11 @@ def _flat(x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(x, tf.stack([tf.shape(x)[0], -1]))
 
 
+def as_scalar(value: Any, dtype: tf.DType) -> tf.Tensor:
+    """A number, array or tensor in ``dtype`` (Python floats converted directly, not through float32)."""
+    return tf.cast(value, dtype) if tf.is_tensor(value) else tf.constant(value, dtype)
+
+
 def _floor(dtype: tf.DType) -> float:
     # As in the core: the smallest normal number, so an all-zero gradient maps to a zero direction.
     return float(np.finfo(dtype.as_numpy_dtype).tiny)
@@ -88,7 +93,7 @@ def project(x: tf.Tensor, center: tf.Tensor, eps: Any, norm: str | float) -> tf.
         The projected points.
     """
     kind = canonical_norm(norm)
-    radius = tf.cast(eps, x.dtype)
+    radius = as_scalar(eps, x.dtype)
     delta = x - center
     if kind == "linf":
         return center + tf.clip_by_value(delta, -radius, radius)
@@ -122,9 +127,9 @@ def clip_to_bounds(x: tf.Tensor, bounds: Bounds) -> tf.Tensor:
         return x
     low, high = bounds
     if low is not None:
-        x = tf.maximum(x, tf.cast(low, x.dtype))
+        x = tf.maximum(x, as_scalar(low, x.dtype))
     if high is not None:
-        x = tf.minimum(x, tf.cast(high, x.dtype))
+        x = tf.minimum(x, as_scalar(high, x.dtype))
     return x
 
 
@@ -153,7 +158,7 @@ def attack_step(
     Returns:
         The next iterate.
     """
-    moved = x + tf.cast(step_size, x.dtype) * steepest_ascent(grad, norm)
+    moved = x + as_scalar(step_size, x.dtype) * steepest_ascent(grad, norm)
     if eps is not None:
         moved = project(moved, x0, eps, norm)
     return clip_to_bounds(moved, bounds)
@@ -221,13 +226,13 @@ def perturbation_from_noise(noise: tf.Tensor, radius_u: tf.Tensor, eps: Any, nor
         δ shaped like noise with ‖δ_b‖ ≤ ε.
     """
     kind = canonical_norm(norm)
-    radius = tf.cast(eps, noise.dtype)
+    radius = as_scalar(eps, noise.dtype)
     if kind == "linf":
         return radius * noise
     flat = _flat(noise)
     dimension = tf.cast(tf.shape(flat)[1], noise.dtype)
     length = tf.norm(flat, axis=1) if kind == "l2" else tf.reduce_sum(tf.abs(flat), axis=1)
-    scale = tf.cast(radius_u, noise.dtype) ** (1.0 / dimension) / tf.maximum(length, _floor(noise.dtype))
+    scale = as_scalar(radius_u, noise.dtype) ** (1.0 / dimension) / tf.maximum(length, _floor(noise.dtype))
     return tf.reshape(radius * flat * scale[:, None], tf.shape(noise))
 
 
@@ -252,7 +257,7 @@ def random_ball_point(center: tf.Tensor, eps: Any, norm: str | float, key: Rando
 
 def _channel_stats(statistic: Any, x: tf.Tensor) -> tf.Tensor:
     """Broadcast a scalar or per-channel statistic against x, on Keras's channel axis."""
-    value = tf.cast(statistic, x.dtype)
+    value = as_scalar(statistic, x.dtype)
     if value.shape.rank == 1 and x.shape.rank is not None and x.shape.rank >= 2:
         # Keras images are channels-last by default; the core (PyTorch convention) uses axis 1. For flat
         # (B, d) inputs both are the same axis.
@@ -318,7 +323,7 @@ def clip_mismatch(u: tf.Tensor, mismatch_level: Any) -> tf.Tensor:
 
     Computes clip(u, −ζ, ζ).
     """
-    level = tf.cast(mismatch_level, u.dtype)
+    level = as_scalar(mismatch_level, u.dtype)
     return tf.clip_by_value(u, -level, level)
 
 
@@ -327,7 +332,7 @@ def mismatch_step(u: tf.Tensor, grad_u: tf.Tensor, mismatch_level: Any, attack_s
 
     Computes u ← clip(u + (ζ/steps)·sign(∇_u), −ζ, ζ).
     """
-    level = tf.cast(mismatch_level, u.dtype)
+    level = as_scalar(mismatch_level, u.dtype)
     return clip_mismatch(u + (level / attack_steps) * tf.sign(grad_u), level)
 
 

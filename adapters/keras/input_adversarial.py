@@ -17,7 +17,7 @@ import tensorflow as tf
 from hrcore.geometry import canonical_norm
 from hrcore.validation import check_nonnegative
 
-from .geometry import attack_step, clip_to_bounds, project, random_ball_point
+from .geometry import as_scalar, attack_step, clip_to_bounds, project, random_ball_point
 from .host import require_tensorflow_backend
 
 ClipValue = float | Mapping[str, Any] | None
@@ -117,7 +117,9 @@ def _flat_bound(bounds: list[Any], leaves: list[tf.Tensor], dtype: tf.DType, fil
         return None
     parts = []
     for bound, leaf in zip(bounds, leaves, strict=True):
-        value = tf.fill(tf.shape(leaf), tf.constant(fill, dtype)) if bound is None else tf.cast(bound, dtype)
+        value = (
+            tf.fill(tf.shape(leaf), tf.constant(fill, dtype)) if bound is None else as_scalar(bound, dtype)
+        )
         parts.append(tf.reshape(tf.broadcast_to(value, tf.shape(leaf)), tf.stack([tf.shape(leaf)[0], -1])))
     return tf.concat(parts, axis=1)
 

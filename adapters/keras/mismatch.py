@@ -18,6 +18,7 @@ from hrcore.validation import check_nonnegative
 
 from .geometry import (
     RandomKey,
+    as_scalar,
     check_steps,
     clip_mismatch,
     mismatch_perturb,
@@ -62,7 +63,7 @@ def _relative_attack(
     nominal_output = tf.nest.map_structure(tf.stop_gradient, nominal_output)
     u = [
         clip_mismatch(
-            tf.cast(initial_std, t.dtype) * standard_noise("normal", tf.shape(t), t.dtype, key, 2 * i + 1),
+            as_scalar(initial_std, t.dtype) * standard_noise("normal", tf.shape(t), t.dtype, key, 2 * i + 1),
             mismatch_level,
         )
         for i, t in enumerate(theta)
@@ -193,7 +194,7 @@ def mismatch_adversarial_loss(
             t
             + tf.stop_gradient(
                 tf.abs(t)
-                * tf.cast(forward_std, t.dtype)
+                * as_scalar(forward_std, t.dtype)
                 * standard_noise("normal", tf.shape(t), t.dtype, seed, 2 * i)
             )
             for i, t in enumerate(theta)
@@ -204,4 +205,4 @@ def mismatch_adversarial_loss(
         return task
     u = _relative_attack(model, theta, inputs, nominal, mismatch_loss, seed, steps, level, initial)
     attacked = _forward(model, [mismatch_perturb(t, v) for t, v in zip(theta, u, strict=True)], inputs)
-    return task + tf.cast(beta, task.dtype) * mismatch_loss(attacked, nominal)
+    return task + as_scalar(beta, task.dtype) * mismatch_loss(attacked, nominal)
