@@ -3,8 +3,9 @@
 For atoms with normalised values d_g ≥ 0 (d = 0 is the worst atom) and masses w_g,
 min{Σ p_g d_g : KL(w‖p) ≤ r} = e^{−r}·G(u*) − u*, G(u) = exp(Σ w_g log(u + d_g)), where u* ≥ 0 solves
 H(u) = −r + Σ w_g log(u + d_g) + log Σ w_g/(u + d_g) = 0 (H decreases from +∞ when some mass sits at d = 0).
-Every quantity is written relative to u (ratio_g = 1 + d_g/u), so nothing cancels catastrophically when u is
-huge (tiny r) or tiny (large r), and the root is found in t = log u.
+Every quantity is written in the excess x_g = d_g/u, and H as Σ w φ(x) + ψ(m) with φ(x) = log1p(x) − x/(1+x)
+and ψ(m) = log1p(−m) + m, so that nothing cancels when u is huge (tiny r: H ~ r while its terms ~ √r);
+the root is found in t = log u.
 """
 
 from __future__ import annotations
@@ -19,46 +20,78 @@ _STEP_TOLERANCE = 1e-14
 # A Newton step this small leaves an error of order its square: below rounding, so it is the last one taken.
 _NEWTON_TOLERANCE = 1e-9
 _MAX_ITERATIONS = 200
+# u below e^−700 is numerically the boundary u* = 0 (the solution is continuous there).
+_LOWEST_T = -700.0
 
 
-def ratios(values: np.ndarray, u: float) -> tuple[np.ndarray, np.ndarray]:
-    """Scale-free atom positions (u + d)/u and their logarithms.
-
-    Computes 1 + d/u and log1p(d/u) for u > 0, and d, log d at the boundary u = 0 (where every d > 0).
-
-    Args:
-        values: Normalised values d (K,).
-        u: The dual variable u ≥ 0.
-
-    Returns:
-        (ratio, log_ratio), each (K,).
-    """
-    if u > 0.0:
-        scaled = values / u
-        return 1.0 + scaled, np.log1p(scaled)
-    return values.copy(), np.log(values)
+class RootBelowRange(ArithmeticError):
+    """H stays negative down to u = e^−700: the root is indistinguishable from the boundary u* = 0."""
 
 
-def dual_gradient(
-    weights: np.ndarray, ratio: np.ndarray, log_ratio: np.ndarray, r: float
-) -> tuple[float, float]:
-    """H and its derivative in t = log u for fixed atoms.
+# Below this excess the power series of φ and ψ (17 terms) are exact to rounding; above it the closed forms
+# lose at most ~1e-15 relative.
+_SERIES_LIMIT = 0.1
+_SERIES_TERMS = 18
 
-    Computes H = −r + Σ w log ŷ + log a and dH/dt = −(c − a²)/a, with ŷ = (u + d)/u, a = Σ w/ŷ, c = Σ w/ŷ².
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    """φ(x) = log1p(x) − x/(1+x) = Σ_{k≥2} (−1)^k (k−1)/k x^k, without cancellation for small x."""
+    if float(x.max(initial=0.0)) >= _SERIES_LIMIT:
+        return np.log1p(x) - x / (1.0 + x)
+    total = np.zeros_like(x)
+    for k in range(_SERIES_TERMS, 1, -1):  # Horner in x, from the highest power down to x²
+        total = (total + (-1.0) ** k * (k - 1) / k) * x
+    return total * x
+
+
+def _psi(m: float, a: float) -> float:
+    """ψ(m) = log1p(−m) + m = log a + m with a = 1 − m; the series −Σ_{k≥2} m^k/k avoids cancellation."""
+    if m >= _SERIES_LIMIT:
+        return math.log(a) + m
+    total = 0.0
+    for k in range(_SERIES_TERMS, 1, -1):
+        total = (total - 1.0 / k) * m
+    return total * m
+
+
+def dual_gradient(weights: np.ndarray, excess: np.ndarray, r: float) -> tuple[float, float]:
+    """H and its derivative in t = log u for fixed atoms, at u > 0.
+
+    Computes H = −r + Σ w φ(x) + ψ(m) and dH/dt = −Σ w (y − m)²/a, with x = d/u, y = x/(1+x), m = Σ w y,
+    a = Σ w/(1+x) = 1 − m (this is H = −r + Σ w log(1+x) + log a with Σw = 1).
 
     Args:
         weights: Masses w (K,), summing to 1.
-        ratio: ŷ (K,).
-        log_ratio: log ŷ (K,).
+        excess: x = d/u (K,).
         r: The KL radius.
 
     Returns:
         (H, dH/dt).
     """
-    inverse = weights / ratio
-    a = float(inverse.sum())
-    c = float((inverse / ratio).sum())
-    return -r + float(weights @ log_ratio) + math.log(a), -(c - a * a) / a
+    inverse = 1.0 / (1.0 + excess)
+    share = excess * inverse
+    m = float(weights @ share)
+    # a = 1 − m summed directly: with mass near d = 0 and a tiny u, m rounds to 1 while a stays exact. The
+    # spread y − m = a − 1/(1+x) is likewise taken from whichever side is small.
+    a = float(weights @ inverse)
+    centred = share - m if m <= 0.5 else inverse - a
+    return -r + float(weights @ _phi(excess)) + _psi(m, a), -float(weights @ (centred * centred)) / a
+
+
+def boundary_value(weights: np.ndarray, values: np.ndarray, r: float) -> float:
+    """H at the boundary u → 0⁺ when every atom has d > 0.
+
+    Computes H(0) = −r + Σ w log d + log Σ w/d; the optimum sits at u* = 0 when this is ≤ 0.
+
+    Args:
+        weights: Masses w (K,), summing to 1.
+        values: Atom values d > 0 (K,).
+        r: The KL radius.
+
+    Returns:
+        H(0).
+    """
+    return -r + float(weights @ np.log(values)) + math.log(float((weights / values).sum()))
 
 
 def find_root(state: Callable[[float], tuple[float, float]], u_start: float) -> float:
@@ -75,12 +108,15 @@ def find_root(state: Callable[[float], tuple[float, float]], u_start: float) -> 
         u* > 0.
 
     Raises:
-        ArithmeticError: If no root is bracketed or the iteration does not converge (never expected).
+        RootBelowRange: If H < 0 down to u = e^−700 (mass at d = 0 too small to matter: use the boundary).
+        ArithmeticError: If the iteration does not converge (never expected).
     """
     t = math.log(u_start)
     low, high = -math.inf, math.inf
     for _ in range(_MAX_ITERATIONS):
-        if not -700.0 < t < 700.0:
+        if t <= _LOWEST_T:
+            raise RootBelowRange(math.exp(_LOWEST_T))
+        if t >= -_LOWEST_T:
             break
         h, slope = state(math.exp(t))
         if h == 0.0:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hrcore.kl_dual import dual_gradient, find_root, ratios
+from hrcore.kl_dual import RootBelowRange, boundary_value, dual_gradient, find_root
 
 
 class GroupSolution(NamedTuple):
@@ -47,11 +47,16 @@ def trim_top(mass: np.ndarray, amount: float) -> np.ndarray:
     return mass - np.clip(amount - above, 0.0, mass)
 
 
+def _rest(mass: np.ndarray) -> float:
+    """The worst atom's mass 1 − Σ mass, never negative from rounding."""
+    return max(0.0, 1.0 - float(mass.sum()))
+
+
 def _start(values: np.ndarray, weights: np.ndarray, r: float) -> float:
     # For small r the KL ball behaves like a χ² ball: u* ≈ σ/√(2r) in normalised units.
     mean = float(weights @ values)
     variance = float(weights @ (values - mean) ** 2)
-    return math.sqrt(variance / (2.0 * r)) if variance > 0.0 else 1.0
+    return math.exp(0.5 * (math.log(variance) - math.log(2.0 * r))) if variance > 0.0 else 1.0
 
 
 def solve_hd(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> GroupSolution:
@@ -84,21 +89,25 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
     support = poisoned > 0.0
     atom_values = np.append(values[support], 0.0)
     atom_mass = np.append(poisoned[support], moved)
+    group_mass = np.zeros_like(poisoned)
     if atom_mass[-1] == 0.0 and atom_values[0] > 0.0:
         boundary = _boundary(atom_values[:-1], atom_mass[:-1], r)
         if boundary is not None:
-            group_mass = np.zeros_like(poisoned)
             group_mass[support] = boundary
-            return GroupSolution(group_mass, 1.0 - float(boundary.sum()), moved)
+            return GroupSolution(group_mass, _rest(boundary), moved)
 
     def state(u: float) -> tuple[float, float]:
-        return dual_gradient(atom_mass, *ratios(atom_values, u), r)
+        return dual_gradient(atom_mass, atom_values / u, r)
 
-    u = find_root(state, _start(atom_values, atom_mass, r))
-    ratio, _ = ratios(atom_values, u)
-    p = atom_mass / ratio
+    try:
+        u = find_root(state, _start(atom_values, atom_mass, r))
+    except RootBelowRange:
+        # A worst atom of negligible mass (e.g. α = 1e-200): the boundary solution is its exact limit.
+        values_kept, mass_kept = atom_values[:-1], atom_mass[:-1]
+        group_mass[support] = math.exp(-r + float(mass_kept @ np.log(values_kept))) * mass_kept / values_kept
+        return GroupSolution(group_mass, _rest(group_mass), moved)
+    p = atom_mass / (1.0 + atom_values / u)
     p /= p.sum()  # Σp = e^{H(u*)} = 1 at the root; renormalising removes the last rounding
-    group_mass = np.zeros_like(poisoned)
     group_mass[support] = p[:-1]
     return GroupSolution(group_mass, float(p[-1]), moved)
 
@@ -108,12 +117,9 @@ def _boundary(values: np.ndarray, mass: np.ndarray, r: float) -> np.ndarray | No
 
     Computes p_g = e^{−r}G(0) w_g/d_g (the worst atom takes 1 − Σp), or None when the root is interior.
     """
-    ratio, log_ratio = ratios(values, 0.0)
-    h, _ = dual_gradient(mass, ratio, log_ratio, r)
-    if h > 0.0:
+    if boundary_value(mass, values, r) > 0.0:
         return None
-    scale = math.exp(-r + float(mass @ log_ratio))
-    return scale * mass / ratio
+    return math.exp(-r + float(mass @ np.log(values))) * mass / values
 
 
 def binary_kl(b: float, a: float) -> float:
@@ -127,12 +133,13 @@ def binary_kl(b: float, a: float) -> float:
     return total
 
 
-class _HRState(NamedTuple):
-    h: float
-    slope: float
-    first_capped: int
-    capped_ratio: float
-    capped_log_ratio: float
+class _Cap(NamedTuple):
+    """The inner minimiser e*(u), as the first capped group and the capped excess."""
+
+    first: int
+    kink: bool
+    excess: float
+    log_ratio: float
 
 
 class _HRDual:
@@ -140,8 +147,9 @@ class _HRDual:
 
     For fixed u, f(e) = αe − e^{−r}exp((1/N)Σ log(u + min(d_i, e))) is convex and piecewise smooth; with k_j
     samples strictly above d_j its one-sided slopes at the breakpoint d_j are α − k·Q_j with
-    Q_j = e^{−r}G(d_j)/(N(u + d_j)). The first breakpoint J whose right slope is ≥ 0 either is the minimiser
-    (a kink) or bounds the piece (d_{J−1}, d_J) holding the closed-form stationary point.
+    Q_j = e^{−r}G(d_j)/(N(u + d_j)). The first breakpoint J whose right slope is ≥ 0 either is the
+    minimiser (a kink) or bounds the piece (d_{J−1}, d_J) holding the closed-form stationary point. Positions
+    are scaled by u (ŷ = 1 + d/u) for u > 0, and taken as d itself at the boundary u = 0.
     """
 
     def __init__(self, values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> None:
@@ -156,49 +164,57 @@ class _HRDual:
         self.alpha = alpha
         self.r = r
 
-    def state(self, u: float) -> _HRState:
+    def cap(self, log_ratio: np.ndarray) -> _Cap:
+        """e*(u) from the log-positions log ŷ_g of the groups."""
         n, above = self.n, self.above
-        ratio, log_ratio = ratios(self.values, u)
         prefix = np.cumsum(self.counts * log_ratio)
         # log(k_j Q_j / α): the right slope at d_j is ≥ 0 where this is ≤ 0.
         log_right = self.offset + (prefix + above * log_ratio) / n - log_ratio
         first = int(np.argmax(log_right <= 0.0))
-        capped = int(above[first] + self.counts[first])
-        share = capped / n
-        kink = first == 0 or (
-            math.log(share)
-            - self.r
-            - math.log(self.alpha)
-            + (prefix[first] + above[first] * log_ratio[first]) / n
-            >= log_ratio[first]
-        )
+        share = (above[first] + self.counts[first]) / n
+        at_first = (prefix[first] + above[first] * log_ratio[first]) / n - log_ratio[first]
+        kink = first == 0 or math.log(share) - self.r - math.log(self.alpha) + at_first >= 0.0
         if kink:
             cap_log = float(log_ratio[first])
         else:
             cap_log = (prefix[first - 1] / n - self.r - math.log(self.alpha / share)) / (1.0 - share)
             cap_log = min(max(cap_log, float(log_ratio[first - 1])), float(log_ratio[first]))
-        cap = math.exp(cap_log)
-        ratio[first:] = cap
-        log_ratio[first:] = cap_log
-        h, slope = dual_gradient(self.weights, ratio, log_ratio, self.r)
-        if not kink:
-            # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope.
-            a = float((self.weights / ratio).sum())
-            slope += share * (a - 1.0 / cap) ** 2 / ((1.0 - share) * a)
-        return _HRState(h, slope, first, cap, cap_log)
+        return _Cap(first, kink, math.expm1(cap_log), cap_log)
 
     def gradient(self, u: float) -> tuple[float, float]:
-        s = self.state(u)
-        return s.h, s.slope
+        """(H(u), dH/dt) for u > 0."""
+        excess = self.values / u
+        cap = self.cap(np.log1p(excess))
+        excess[cap.first :] = cap.excess
+        h, slope = dual_gradient(self.weights, excess, self.r)
+        if not cap.kink:
+            # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope.
+            share = float(self.above[cap.first] + self.counts[cap.first]) / self.n
+            a = float(self.weights @ (1.0 / (1.0 + excess)))
+            gap = cap.excess / (1.0 + cap.excess) - (1.0 - a)
+            slope += share * gap * gap / ((1.0 - share) * a)
+        return h, slope
 
     def q(self, u: float) -> np.ndarray:
-        """The KL-ball maximiser q_g = e^{−r}G·w_g/ŷ_g on the capped atoms ŷ = (u + min(d, e*))/u."""
-        s = self.state(u)
-        ratio, log_ratio = ratios(self.values, u)
-        ratio[s.first_capped :] = s.capped_ratio
-        log_ratio[s.first_capped :] = s.capped_log_ratio
-        scale = math.exp(-self.r + float(self.weights @ log_ratio))
-        return scale * self.weights / ratio
+        """The KL-ball maximiser q_g ∝ w_g/ŷ_g on the capped atoms, normalised (interior root u > 0)."""
+        excess = self.values / u
+        cap = self.cap(np.log1p(excess))
+        excess[cap.first :] = cap.excess
+        q = self.weights / (1.0 + excess)
+        return q / q.sum()  # Σq = e^{H(u*)} = 1 at the root: an interior q has no mass on the worst atom
+
+    def boundary_q(self, force: bool = False) -> np.ndarray | None:
+        """q at u* = 0 when every d > 0 and H(0) ≤ 0 (q_g = e^{−r}G(0)w_g/min(d_g, e*)), else None.
+
+        ``force`` skips the sign test: for a root below e^−700, of which u* = 0 is the exact limit.
+        """
+        log_values = np.log(self.values)
+        cap = self.cap(log_values)
+        capped = self.values.copy()
+        capped[cap.first :] = math.exp(cap.log_ratio)
+        if not force and boundary_value(self.weights, capped, self.r) > 0.0:
+            return None
+        return math.exp(-self.r + float(self.weights @ np.log(capped))) * self.weights / capped
 
 
 def solve_hr(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> GroupSolution:
@@ -230,13 +246,14 @@ def solve_hr(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
         group_mass = np.zeros(values.size)
         if at_worst:
             group_mass[worst_group] = counts[worst_group] / at_worst * (1.0 - alpha)
-        return GroupSolution(group_mass, 1.0 - float(group_mass.sum()), alpha)
+        return GroupSolution(group_mass, _rest(group_mass), alpha)
 
     dual = _HRDual(values, counts, alpha, r)
-    if values[0] > 0.0 and dual.state(0.0).h <= 0.0:
-        kept = trim_top(dual.q(0.0), alpha)
-        return GroupSolution(kept, 1.0 - float(kept.sum()), alpha)
-    q = dual.q(find_root(dual.gradient, _start(values, dual.weights, r)))
-    q /= q.sum()  # at an interior root q has no mass on the worst atom and Σq = e^{H(u*)} = 1
+    q = dual.boundary_q() if values[0] > 0.0 else None
+    if q is None:
+        try:
+            q = dual.q(find_root(dual.gradient, _start(values, dual.weights, r)))
+        except RootBelowRange:
+            q = dual.boundary_q(force=True)
     kept = trim_top(q, alpha)
-    return GroupSolution(kept, 1.0 - float(kept.sum()), alpha)
+    return GroupSolution(kept, _rest(kept), alpha)

@@ -43,20 +43,22 @@ def check_loss_shape(shape: Sequence[int]) -> None:
         raise ValueError("hrcore needs at least one per-sample loss, got an empty batch.")
 
 
-def as_loss_array(losses: object) -> np.ndarray:
+def as_loss_array(losses: object, mask: object = None) -> np.ndarray:
     """Convert per-sample losses to a finite float64 vector.
 
-    Checks that the input is real-valued, 1-D, non-empty and finite.
+    Checks that the input is real-valued, 1-D, non-empty, and finite wherever the mask includes it.
 
     Args:
         losses: Array-like of per-sample losses, any real float or integer dtype.
+        mask: Optional inclusion mask (see ``as_mask``): entries it excludes (padding) may hold anything and
+            are returned as 0.
 
     Returns:
         A new float64 array of shape (N,).
 
     Raises:
         TypeError: For non-numeric (string, object, complex) input.
-        ValueError: For a wrong shape, an empty batch, or NaN/inf entries.
+        ValueError: For a wrong shape, an empty batch, or NaN/inf entries that the mask includes.
     """
     try:
         array = np.asarray(losses)
@@ -70,7 +72,11 @@ def as_loss_array(losses: object) -> np.ndarray:
         raise TypeError(f"losses must be real numbers (a float or integer array), got dtype {array.dtype}.")
     check_loss_shape(array.shape)
     array = array.astype(np.float64, copy=True)
+    included = as_mask(mask, array.size)
     bad = ~np.isfinite(array)
+    if included is not None:
+        array[bad & ~included] = 0.0
+        bad &= included
     if bad.any():
         where = np.flatnonzero(bad)
         kinds = sorted({"NaN" if np.isnan(array[i]) else "inf" for i in where[:100]})

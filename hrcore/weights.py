@@ -21,6 +21,7 @@ from hrcore.validation import (
 )
 
 SOLVERS = ("exact", "cvxpy")
+NEGLIGIBLE_RADIUS = 1e-32
 
 
 def solve(
@@ -67,7 +68,7 @@ def solve(
     if solver != "exact":
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
 
-    values = as_loss_array(losses)
+    values = as_loss_array(losses, mask)
     included = as_mask(mask, values.size)
     kept = values if included is None else values[included]
     bound = check_upper_bound(upper_bound, float(kept.max()))
@@ -82,8 +83,11 @@ def solve(
         # Affine equivariance: work on d = (M − ℓ)/S ∈ [0, 1] so nothing can overflow and ties stay exact.
         distances = (worst_value - kept) / spread
         normalised, inverse, counts = np.unique(distances, return_inverse=True, return_counts=True)
-        program = solve_hd if ambiguity == "HD" or alpha == 0.0 or r == 0.0 else solve_hr
-        group_mass, worst_mass, removed = program(normalised, counts, alpha, r)
+        # Below this radius the KL term moves V by less than S·√(2r) ≈ 1e-16·S, under float64 resolution,
+        # while u* ≈ σ/√(2r) would overflow: such an r is solved as r = 0.
+        radius = r if r >= NEGLIGIBLE_RADIUS else 0.0
+        program = solve_hd if ambiguity == "HD" or alpha == 0.0 or radius == 0.0 else solve_hr
+        group_mass, worst_mass, removed = program(normalised, counts, alpha, radius)
 
     per_sample = (group_mass / counts)[inverse]
     value = worst_value - spread * float(group_mass @ normalised)
