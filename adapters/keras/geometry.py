@@ -100,7 +100,7 @@ def project(x: tf.Tensor, center: tf.Tensor, eps: Any, norm: str | float) -> tf.
     flat = _flat(delta)
     if kind == "l2":
         length = tf.norm(flat, axis=1, keepdims=True)
-        scale = tf.minimum(1.0, radius / tf.maximum(length, _floor(x.dtype)))
+        scale = tf.minimum(radius / tf.maximum(length, _floor(x.dtype)), 1.0)
         return center + tf.reshape(flat * scale, tf.shape(x))
     magnitude = tf.abs(flat)
     ordered = tf.sort(magnitude, axis=1, direction="DESCENDING")
