@@ -1,0 +1,38 @@
+"""Interleaved timing: medians of many repetitions, the candidates taking turns so load hits them alike."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def interleaved_medians(
+    candidates: dict[str, Callable[[], object]], repeats: int = 50, warmup: int = 3
+) -> dict[str, float]:
+    """Median wall time in seconds of each candidate over interleaved repetitions.
+
+    Each round runs every candidate once, in an order that rotates between rounds, so that a burst of machine
+    load penalises all of them alike; ratios of the medians are what the benchmarks report.
+
+    Args:
+        candidates: Name -> zero-argument callable (it must block until its work is done).
+        repeats: Timed rounds.
+        warmup: Untimed rounds first (compilation, caches).
+
+    Returns:
+        Name -> median seconds.
+    """
+    names = list(candidates)
+    for _ in range(warmup):
+        for name in names:
+            candidates[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            candidates[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) for name, values in times.items()}
