@@ -1,22 +1,26 @@
 """Parameter-mismatch adversarial training in JAX (Büchel, Faber, Muir 2021), DESIGN §6.
 
 The attack runs on stop_gradient(Θ) inside one ``lax`` loop, so reverse mode never differentiates it and the
-compiled program does not grow with the number of attack steps; σ, ζ, β and the step count may be traced, so
-schedules never recompile.
+compiled program does not grow with the number of attack steps. The work happens in a module-level ``jax.jit``
+whose hyper-parameters (σ, ζ, β, steps) are traced and whose callables are passed as ``Partial`` pytrees: a
+schedule never recompiles, and the published tutorial's un-jitted ``value_and_grad`` calls hit the compilation
+cache instead of re-tracing the loop on every step.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.tree_util import Partial
 
 from hrcore.geometry import clip_mismatch, mismatch_perturb, mismatch_step
 
-from .arguments import check_key, check_sizes, check_steps, is_concrete, is_static_zero
-from .modules import pure_forward
+from .arguments import check_key, check_sizes, check_steps, is_static_zero
+from .modules import as_jit_callable, pure_forward
 from .parameters import ParameterFilter, replace_selected, selected_leaves, standard_normals
 
 Loss = Callable[[Any, Any], Any]
@@ -80,43 +84,71 @@ def mismatch_adversarial_loss(
         beta_robustness=beta_robustness,
     )
     check_steps("attack_steps", attack_steps)
-    noise_key, attack_key = jax.random.split(check_key(rng_key, "mismatch_adversarial_loss"))
-    leaves, treedef = jax.tree_util.tree_flatten(parameters)
-    selected = selected_leaves(parameters, parameter_filter)
+    return _adversarial_loss(
+        parameters, as_jit_callable(forward), inputs, target, as_jit_callable(task_loss),
+        as_jit_callable(mismatch_loss), check_key(rng_key, "mismatch_adversarial_loss"),
+        noisy_forward_std, initial_std, mismatch_level, beta_robustness, attack_steps,
+        selected=tuple(selected_leaves(parameters, parameter_filter)),
+        noise=not is_static_zero(noisy_forward_std),
+        robustness=not is_static_zero(beta_robustness),
+    )  # fmt: skip
 
-    if is_static_zero(noisy_forward_std):
-        noisy = leaves
-    else:
+
+@functools.partial(jax.jit, static_argnames=("selected", "noise", "robustness"))
+def _adversarial_loss(
+    parameters: Any,
+    forward: Partial,
+    inputs: Any,
+    target: Any,
+    task_loss: Partial,
+    mismatch_loss: Partial,
+    rng_key: jax.Array,
+    noisy_forward_std: Any,
+    initial_std: Any,
+    mismatch_level: Any,
+    beta_robustness: Any,
+    attack_steps: Any,
+    *,
+    selected: tuple[bool, ...],
+    noise: bool,
+    robustness: bool,
+) -> jax.Array:
+    noise_key, attack_key = jax.random.split(rng_key)
+    leaves, treedef = jax.tree_util.tree_flatten(parameters)
+    variants = [leaves]  # Θ first; then Θ* and, with forward noise, Θ̃
+    if noise:
         chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
         draws = standard_normals(noise_key, leaves, selected)
         # The noise is a constant offset: Θ̃ has the identity Jacobian in Θ.
-        noisy = replace_selected(
-            leaves,
-            selected,
-            [
-                leaf + jax.lax.stop_gradient(noisy_forward_std * jnp.abs(leaf) * draw)
-                for leaf, draw in zip(chosen, draws, strict=True)
-            ],
-        )
-    task = task_loss(forward(jax.tree_util.tree_unflatten(treedef, noisy), inputs), target)
-    if is_static_zero(beta_robustness):
-        return task
+        noisy = [
+            leaf + jax.lax.stop_gradient(noisy_forward_std * jnp.abs(leaf) * draw)
+            for leaf, draw in zip(chosen, draws, strict=True)
+        ]
+        variants.append(replace_selected(leaves, selected, noisy))
+    if not robustness:
+        noisy_output = forward(jax.tree_util.tree_unflatten(treedef, variants[-1]), inputs)
+        return task_loss(noisy_output, target)
 
-    def robustness() -> jax.Array:
-        nominal = forward(parameters, inputs)
-        attacked = _attacked_parameters(
-            parameters, selected, forward, inputs, nominal, mismatch_loss, attack_key,
+    def attack() -> list[jax.Array]:
+        nominal = jax.lax.stop_gradient(forward(parameters, inputs))
+        return _attack_offsets(
+            leaves, treedef, selected, forward, inputs, nominal, mismatch_loss, attack_key,
             attack_steps, mismatch_level, initial_std,
         )  # fmt: skip
-        return beta_robustness * mismatch_loss(forward(attacked, inputs), nominal)
 
-    if is_concrete(beta_robustness):
-        return task + robustness()
-    # A traced β: skip the attack at run time when β = 0, without recompiling.
-    skipped = jax.eval_shape(robustness)
-    return task + jax.lax.cond(
-        beta_robustness == 0, lambda: jnp.zeros(skipped.shape, skipped.dtype), robustness
+    # β = 0 at run time skips the attack without recompiling.
+    shapes = jax.eval_shape(attack)
+    offsets = jax.lax.cond(
+        beta_robustness == 0, lambda: [jnp.zeros(u.shape, u.dtype) for u in shapes], attack
     )
+    variants.insert(1, _perturbed_leaves(leaves, selected, offsets))
+    # One vmapped evaluation of Θ, Θ* (and Θ̃): the layers' matrix products run once on stacked weights.
+    stacked = [jnp.stack(versions) for versions in zip(*variants, strict=True)]
+    outputs = jax.vmap(forward, in_axes=(0, None))(jax.tree_util.tree_unflatten(treedef, stacked), inputs)
+    nominal, attacked, noisy_output = (
+        jax.tree_util.tree_map(lambda out, i=i: out[i], outputs) for i in (0, 1, len(variants) - 1)
+    )
+    return task_loss(noisy_output, target) + beta_robustness * mismatch_loss(attacked, nominal)
 
 
 def pga_attack(
@@ -159,15 +191,45 @@ def pga_attack(
     forward = pure_forward(net)
     check_sizes(mismatch_level=mismatch_level, initial_std=initial_std)
     check_steps("attack_steps", attack_steps)
-    selected = selected_leaves(params, parameter_filter)
     return _attacked_parameters(
-        params, selected, forward, inputs, nominal_output, mismatch_loss, check_key(key, "pga_attack"),
-        attack_steps, mismatch_level, initial_std,
+        params, as_jit_callable(forward), inputs, nominal_output, as_jit_callable(mismatch_loss),
+        check_key(key, "pga_attack"), attack_steps, mismatch_level, initial_std,
+        selected=tuple(selected_leaves(params, parameter_filter)),
     )  # fmt: skip
 
 
+@functools.partial(jax.jit, static_argnames=("selected",))
 def _attacked_parameters(
     params: Any,
+    forward: Partial,
+    inputs: Any,
+    nominal_output: Any,
+    mismatch_loss: Partial,
+    key: jax.Array,
+    attack_steps: Any,
+    mismatch_level: Any,
+    initial_std: Any,
+    *,
+    selected: tuple[bool, ...],
+) -> Any:
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    offsets = _attack_offsets(
+        leaves, treedef, selected, forward, inputs, nominal_output, mismatch_loss, key,
+        attack_steps, mismatch_level, initial_std,
+    )  # fmt: skip
+    return jax.tree_util.tree_unflatten(treedef, _perturbed_leaves(leaves, selected, offsets))
+
+
+def _perturbed_leaves(leaves: Sequence[Any], selected: Sequence[bool], offsets: Sequence[Any]) -> list[Any]:
+    """Θ* = Θ + |Θ|⊙u on the selected leaves, the others unchanged."""
+    chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
+    moved = [mismatch_perturb(leaf, u) for leaf, u in zip(chosen, offsets, strict=True)]
+    return replace_selected(leaves, selected, moved)
+
+
+def _attack_offsets(
+    leaves: Sequence[Any],
+    treedef: Any,
     selected: Sequence[bool],
     forward: Callable[[Any, Any], Any],
     inputs: Any,
@@ -177,18 +239,14 @@ def _attacked_parameters(
     attack_steps: Any,
     mismatch_level: Any,
     initial_std: Any,
-) -> Any:
-    leaves, treedef = jax.tree_util.tree_flatten(params)
+) -> list[jax.Array]:
+    """The attack's offsets u (one per selected leaf), computed at sg(Θ) and returned without gradient."""
     frozen = [jax.lax.stop_gradient(leaf) for leaf in leaves]
     nominal = jax.lax.stop_gradient(nominal_output)
 
-    def perturbed(base: Sequence[Any], offsets: Sequence[Any]) -> Any:
-        chosen = [leaf for leaf, keep in zip(base, selected, strict=True) if keep]
-        moved = [mismatch_perturb(leaf, u) for leaf, u in zip(chosen, offsets, strict=True)]
-        return jax.tree_util.tree_unflatten(treedef, replace_selected(base, selected, moved))
-
     def objective(offsets: list[jax.Array]) -> jax.Array:
-        return mismatch_loss(forward(perturbed(frozen, offsets), inputs), nominal)
+        moved = jax.tree_util.tree_unflatten(treedef, _perturbed_leaves(frozen, selected, offsets))
+        return mismatch_loss(forward(moved, inputs), nominal)
 
     def ascend(_: Any, offsets: list[jax.Array]) -> list[jax.Array]:
         slopes = jax.grad(objective)(offsets)
@@ -199,5 +257,4 @@ def _attacked_parameters(
     start = [
         clip_mismatch(initial_std * draw, mismatch_level) for draw in standard_normals(key, frozen, selected)
     ]
-    offsets = jax.lax.fori_loop(0, attack_steps, ascend, start)
-    return perturbed(leaves, [jax.lax.stop_gradient(u) for u in offsets])
+    return [jax.lax.stop_gradient(u) for u in jax.lax.fori_loop(0, attack_steps, ascend, start)]
