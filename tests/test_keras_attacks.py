@@ -14,9 +14,8 @@ from frameworks import require
 tf = require("tensorflow")
 keras = require("keras")
 
-from hrcore.adapters.keras import adversarial_accuracy, fgsm, fgv, pgd  # noqa: E402
-
 from hrcore import geometry  # noqa: E402
+from hrcore.adapters.keras import adversarial_accuracy, fgsm, fgv, pgd  # noqa: E402
 from hrcore.evaluation import adversarial_accuracy_from_predictions  # noqa: E402
 
 

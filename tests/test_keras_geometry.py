@@ -13,9 +13,8 @@ from frameworks import require
 tf = require("tensorflow")
 keras = require("keras")
 
-from hrcore.adapters.keras import geometry as ours  # noqa: E402
-
 from hrcore import geometry as core  # noqa: E402
+from hrcore.adapters.keras import geometry as ours  # noqa: E402
 
 NORMS = ["linf", "l2", "l1"]
 

@@ -13,14 +13,13 @@ from frameworks import require
 tf = require("tensorflow")
 keras = require("keras")
 
+from hrcore import geometry  # noqa: E402
 from hrcore.adapters.keras import (  # noqa: E402
     AdvConfig,
     AdversarialRegularization,
     HRLoss,
     input_adversarial_loss,
 )
-
-from hrcore import geometry  # noqa: E402
 
 
 class Recorder:
@@ -370,6 +369,12 @@ def test_wrapper_fits_plain_x_y_reports_the_adversarial_loss_and_saves(tmp_path)
     np.testing.assert_allclose(
         restored.predict(x[500:], verbose=0), wrapper.predict(x[500:], verbose=0), atol=1e-6
     )
+
+
+def test_gradient_based_functions_name_the_backend_they_need(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(RuntimeError, match=r"needs Keras's TensorFlow backend.*KERAS_BACKEND=tensorflow"):
+        input_adversarial_loss(tf.ones((2, 2)), tf.ones((2, 1)), lambda x: x, MSE)
 
 
 def test_wrapper_errors():

@@ -12,7 +12,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 HostFunction = Callable[..., np.ndarray]
 
@@ -34,6 +33,8 @@ def in_xla_context() -> bool:
         True inside an XLA-compiled ``tf.function``; False eagerly, in plain graphs, or where TensorFlow's
         internals differ from the ones this check knows.
     """
+    import tensorflow as tf  # only reached on the TensorFlow backend, where Keras has imported it already
+
     if tf.executing_eagerly():
         return False
     try:
@@ -82,7 +83,10 @@ def host_call(
 
 def _tensorflow_call(
     function: HostFunction, inputs: list[Any], length: int | None, dtype: str, what: str
-) -> tf.Tensor:
+) -> Any:
+    # Imported here, like jax below: the active backend is already loaded; other backends never pay for it.
+    import tensorflow as tf
+
     if tf.executing_eagerly():
         # Calling directly keeps the core's exceptions (and their messages) as they are.
         return tf.constant(function(*(tensor.numpy() for tensor in inputs)).astype(dtype))
