@@ -54,19 +54,20 @@ def _psi(m: float, a: float) -> float:
     return total * m
 
 
-def dual_gradient(weights: np.ndarray, excess: np.ndarray, r: float) -> tuple[float, float]:
-    """H and its derivative in t = log u for fixed atoms, at u > 0.
+def dual_gradient(weights: np.ndarray, excess: np.ndarray, log_r: float) -> tuple[float, float]:
+    """The root function F = log(H + r) − log r and its derivative in t = log u, for fixed atoms at u > 0.
 
-    Computes H = −r + Σ w φ(x) + ψ(m) and dH/dt = −Σ w (y − m)²/a, with x = d/u, y = x/(1+x), m = Σ w y,
-    a = Σ w/(1+x) = 1 − m (this is H = −r + Σ w log(1+x) + log a with Σw = 1).
+    Computes H + r = Σ w φ(x) + ψ(m) ≥ 0 (Jensen) and d(H + r)/dt = −Σ w (y − m)²/a, with x = d/u,
+    y = x/(1+x), m = Σ w y, a = Σ w/(1+x) = 1 − m. F has the root of H; the logarithm makes it nearly
+    linear in t where r is small (H + r ≈ σ²e^{−2t}/2), so Newton needs few steps from the χ² start.
 
     Args:
         weights: Masses w (K,), summing to 1.
         excess: x = d/u (K,).
-        r: The KL radius.
+        log_r: log r of the KL radius r > 0.
 
     Returns:
-        (H, dH/dt).
+        (F, dF/dt).
     """
     inverse = 1.0 / (1.0 + excess)
     share = excess * inverse
@@ -75,7 +76,16 @@ def dual_gradient(weights: np.ndarray, excess: np.ndarray, r: float) -> tuple[fl
     # spread y − m = a − 1/(1+x) is likewise taken from whichever side is small.
     a = float(weights @ inverse)
     centred = share - m if m <= 0.5 else inverse - a
-    return -r + float(weights @ _phi(excess)) + _psi(m, a), -float(weights @ (centred * centred)) / a
+    gap = float(weights @ _phi(excess)) + _psi(m, a)
+    slope = -float(weights @ (centred * centred)) / a
+    return log_gap(gap, slope, log_r)
+
+
+def log_gap(gap: float, slope: float, log_r: float) -> tuple[float, float]:
+    """(log(H + r) − log r, its t-derivative) from H + r and d(H + r)/dt; −∞ where H + r underflows to 0."""
+    if gap <= 0.0:
+        return -math.inf, -math.inf
+    return math.log(gap) - log_r, slope / gap
 
 
 def boundary_value(weights: np.ndarray, values: np.ndarray, r: float) -> float:
@@ -126,7 +136,7 @@ def find_root(state: Callable[[float], tuple[float, float]], u_start: float) -> 
         else:
             high = t
         scale = max(1.0, abs(t))
-        if slope < 0.0:
+        if slope < 0.0 and math.isfinite(h) and math.isfinite(slope):
             # Far from a bracket, Newton on the flat tail can jump arbitrarily far: cap one move at e^8.
             step = max(-8.0, min(8.0, -h / slope))
             if low < t + step < high:

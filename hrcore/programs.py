@@ -96,8 +96,10 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
             group_mass[support] = boundary
             return GroupSolution(group_mass, _rest(boundary), moved)
 
+    log_r = math.log(r)
+
     def state(u: float) -> tuple[float, float]:
-        return dual_gradient(atom_mass, atom_values / u, r)
+        return dual_gradient(atom_mass, atom_values / u, log_r)
 
     try:
         u = find_root(state, _start(atom_values, atom_mass, r))
@@ -163,6 +165,7 @@ class _HRDual:
             self.offset = np.log(self.above / self.n) - r - math.log(alpha)
         self.alpha = alpha
         self.r = r
+        self.log_r = math.log(r)
 
     def cap(self, log_ratio: np.ndarray) -> _Cap:
         """e*(u) from the log-positions log ŷ_g of the groups."""
@@ -182,18 +185,19 @@ class _HRDual:
         return _Cap(first, kink, math.expm1(cap_log), cap_log)
 
     def gradient(self, u: float) -> tuple[float, float]:
-        """(H(u), dH/dt) for u > 0."""
+        """(log(H + r) − log r, its t-derivative) for u > 0."""
         excess = self.values / u
         cap = self.cap(np.log1p(excess))
         excess[cap.first :] = cap.excess
-        h, slope = dual_gradient(self.weights, excess, self.r)
-        if not cap.kink:
-            # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope.
+        value, slope = dual_gradient(self.weights, excess, self.log_r)
+        if not cap.kink and math.isfinite(value):
+            # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope
+            # of H (divided by H + r = r·e^F for the slope of F).
             share = float(self.above[cap.first] + self.counts[cap.first]) / self.n
             a = float(self.weights @ (1.0 / (1.0 + excess)))
             gap = cap.excess / (1.0 + cap.excess) - (1.0 - a)
-            slope += share * gap * gap / ((1.0 - share) * a)
-        return h, slope
+            slope += share * gap * gap / ((1.0 - share) * a) / math.exp(value + self.log_r)
+        return value, slope
 
     def q(self, u: float) -> np.ndarray:
         """The KL-ball maximiser q_g ∝ w_g/ŷ_g on the capped atoms, normalised (interior root u > 0)."""
