@@ -17,8 +17,9 @@ import numpy as np
 
 # Newton in t = log u stops when a step moves t by less than this: u is then known to ~1e-14 relative.
 _STEP_TOLERANCE = 1e-14
-# A Newton step this small leaves an error of order its square: below rounding, so it is the last one taken.
-_NEWTON_TOLERANCE = 1e-9
+# A Newton step this small leaves an error of order its square (~1e-12 in log u, F being piecewise C²):
+# it is the last one taken.
+_NEWTON_TOLERANCE = 1e-6
 _MAX_ITERATIONS = 200
 # u below e^−700 is numerically the boundary u* = 0 (the solution is continuous there).
 _LOWEST_T = -700.0

@@ -167,7 +167,13 @@ def test_shift_scale_permutation_equivariance(
     assert moved.value == pytest.approx(
         expected, rel=1e-9, abs=1e-9 * (abs(shift) + scale * np.ptp(losses) + 1)
     )
-    np.testing.assert_allclose(moved.weights, base.weights, atol=1e-8)
+    # Rounding the moved losses perturbs the normalised d by ~eps·|shift|/(scale·spread): weights can move by
+    # that much whatever the solver does, so the tolerance carries the map's conditioning.
+    spread = scale * float(np.ptp(losses))
+    conditioning = (abs(shift) + scale * float(np.abs(losses).max())) / spread if spread > 0 else 1.0
+    np.testing.assert_allclose(
+        moved.weights, base.weights, atol=1e-8 + 100 * np.finfo(float).eps * conditioning
+    )
     order = np.random.default_rng(seed).permutation(losses.size)
     permuted = hrcore.solve(losses[order], alpha, r, ambiguity)
     assert permuted.value == pytest.approx(base.value, rel=1e-12, abs=1e-12 * value_scale(losses, base.value))
