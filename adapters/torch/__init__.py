@@ -18,10 +18,11 @@ from hrcore.evaluation import AdversarialAccuracy, MismatchCurve
 from .attacks import ffgsm, fgsm, fgv, pgd
 from .evaluation import accuracy, adversarial_accuracy, mismatch_curve, predict
 from .legacy import HR_Neural_Networks
-from .losses import HRCriterion, HRLoss, hr_loss, hr_weights
+from .losses import HRCriterion, HRLoss
 from .mismatch import mismatch_adversarial_loss, pga_attack
 from .modes import attack_mode
 from .regularization import AdvConfig, input_adversarial_loss
+from .weights import hr_loss, hr_weights
 
 __all__ = [
     "AdvConfig",

@@ -20,7 +20,8 @@ from hrcore.geometry import canonical_norm
 from hrcore.validation import check_nonnegative
 
 from .attacks import Key, check_steps
-from .losses import HRCriterion, HRParameters, _check_losses, _weighted_sum, check_base_loss, ignored_rows
+from .losses import HRCriterion
+from .weights import HRParameters, check_base_loss, check_losses, ignored_rows, weighted_sum
 
 OUTPUTS = ("pytorch_loss_function", "weights")
 DEFENSES = ("PGD", "FFGSM")
@@ -109,10 +110,21 @@ class HR_Neural_Networks(HRParameters):
             generator=generator,
         )
 
-    # The original exposed its hyper-parameters under these names.
-    α_choice = property(lambda self: self.alpha)
-    r_choice = property(lambda self: self.r)
-    learning_approach = property(lambda self: self.ambiguity)
+    # The original exposed its hyper-parameters under these names; they read the validated attributes.
+    @property
+    def α_choice(self) -> float:
+        """The poisoning fraction α (``alpha``)."""
+        return self.alpha
+
+    @property
+    def r_choice(self) -> float:
+        """The KL radius r (``r``)."""
+        return self.r
+
+    @property
+    def learning_approach(self) -> str:
+        """The ambiguity set, "HD" or "HR" (``ambiguity``)."""
+        return self.ambiguity
 
     def HR_criterion(
         self,
@@ -144,18 +156,18 @@ class HR_Neural_Networks(HRParameters):
             inf_loss = self.loss_fn(outputs, targets)
         if self.output_return == "weights":
             return self._weights(inf_loss, device)
-        losses = _check_losses(inf_loss)
+        losses = check_losses(inf_loss)
         mask = ignored_rows(self.loss_fn, targets, losses)
         solution, weights, constant = self._solve(losses, mask)
         self.last_solution = solution
-        return _weighted_sum(losses, weights, constant)
+        return weighted_sum(losses, weights, constant)
 
     def _weights(self, inf_loss: Any, device: str | torch.device | None) -> Tensor:
         if isinstance(inf_loss, Tensor):
-            losses = _check_losses(inf_loss)
+            losses = check_losses(inf_loss)
         else:
             losses = torch.as_tensor(np.asarray(inf_loss, dtype=np.float64))
-            _check_losses(losses)
+            check_losses(losses)
         solution, _, _ = self._solve(losses, None)
         self.last_solution = solution
         dtype = torch.float64 if losses.dtype == torch.float64 else torch.float32
