@@ -70,8 +70,8 @@ def check_losses(losses: object) -> Tensor:
 def host_rows(losses: Tensor, mask: Tensor | None, with_mask: bool = False) -> Tensor:
     """Stack the losses (and the mask as 0/1) in float64 on the losses' device: one transfer moves both.
 
-    Returns [ℓ | m] of shape (N, 1) or (N, 2). ``with_mask`` forces the mask column (all ones when there is no mask) so that every rank of a distributed
-    run gathers rows of the same width.
+    Returns [ℓ | m] of shape (N, 1) or (N, 2). ``with_mask`` forces the mask column (all ones when there is
+    no mask) so that every rank of a distributed run gathers rows of the same width.
     """
     values = losses.detach().to(torch.float64)
     if mask is None and not with_mask:
