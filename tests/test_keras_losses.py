@@ -13,9 +13,8 @@ from frameworks import require
 tf = require("tensorflow")
 keras = require("keras")
 
-from hrcore.adapters.keras import HRLoss, hr_weights  # noqa: E402
-
 import hrcore  # noqa: E402
+from hrcore.adapters.keras import HRLoss, hr_weights  # noqa: E402
 
 
 def _identity_loss(y_true, y_pred):
