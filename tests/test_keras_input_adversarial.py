@@ -51,6 +51,19 @@ def _mse_gradient(x, y, w, b=0.0):
     return 2.0 * (x @ w + b - y) @ w.T / x.shape[0]
 
 
+def test_imports_and_runs_on_tensorflow_2_16_or_later():
+    # NSL could not even be imported on TensorFlow >= 2.16 (Keras 3).
+    major, minor = (int(part) for part in tf.__version__.split(".")[:2])
+    assert (major, minor) >= (2, 16) and keras.__version__.startswith("3.")
+    import hrcore.adapters.keras as adapter
+
+    assert adapter.input_adversarial_loss is input_adversarial_loss
+    value = input_adversarial_loss(
+        tf.ones((2, 3)), tf.zeros((2, 1)), Recorder(np.ones((3, 1), "float32")), MSE
+    )
+    assert float(value) > 9.0  # the clean loss is 9; the step ascends it
+
+
 def test_nsl_documentation_example_runs_with_only_the_import_changed():
     # The NSL API page's linear-regression custom loop, with `nsl.keras.adversarial_loss` replaced by
     # hrcore's function (and, in the second pass, its config constructor by AdvConfig).
