@@ -182,8 +182,9 @@ def project(x: Array, center: Array, eps: Any, norm: str | float) -> Array:
         radius = xp.reshape(radius, (-1, 1)) if getattr(radius, "ndim", 0) > 0 else radius
     if kind == "l2":
         length = xp.linalg.vector_norm(flat, axis=1, keepdims=True)
-        scale = xp.minimum(xp.ones_like(length), radius / xp.clip(length, min=_floor(xp, x.dtype)))
-        return center + xp.reshape(flat * scale, x.shape)
+        # min(1, ε/‖δ‖) written as ε/max(‖δ‖, ε): no overflow when δ = 0 and ε is large.
+        reach = xp.clip(xp.maximum(length, _like(xp, radius, length)), min=_floor(xp, x.dtype))
+        return center + xp.reshape(flat * (radius / reach), x.shape)
     # L1: the threshold of the simplex projection of |δ| is θ = max(0, max_j (Σ_{i≤j} u_i − ε)/j) with u the
     # magnitudes sorted descending; the running mean of the prefix sums peaks exactly at the support size,
     # so no gather is needed and the same expression is differentiable in every framework.

@@ -166,3 +166,11 @@ def test_bad_geometry_arguments(call: object, message: str) -> None:
 def test_norm_aliases(alias: object) -> None:
     assert geometry.canonical_norm(alias) == "l2"  # type: ignore[arg-type]
     assert geometry.canonical_norm(float("inf")) == "linf" == geometry.canonical_norm("l-inf")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l2_projection_of_the_centre_with_a_huge_radius_is_exact_and_silent(dtype: type) -> None:
+    x = np.zeros((2, 3), dtype=dtype)
+    with np.errstate(all="raise"):
+        projected = geometry.project(x, x, 1e30, "l2")
+    assert np.all(projected == 0.0) and projected.dtype == dtype
