@@ -11,8 +11,9 @@ solver sees O(1) data whatever the losses' magnitude or the batch size.
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -153,11 +154,21 @@ def _solve_normalised(
 ) -> _Normalised:
     """Solve the program on normalised distances with Clarabel.
 
-    Minimises Σ p_i d_i (so V = M − S·min): the distributions are scaled by N (Q = N q, P = N p ∈ O(1)), which
-    turns KL(q‖p) ≤ r into Σ Q log(Q/P) ≤ N r and KL(P̂‖q) ≤ r into Σ log Q_i ≥ −N r.
+    Minimises Σ p_i d_i (so V = M − S·min) with the distributions scaled by N (Q = N q, P = N p).
+
+    The m samples tied at the maximum (d = 0) and the worst atom are pooled into one atom at d = 0: they are
+    interchangeable in the objective, and by the data-processing inequality pooling them never loosens a
+    divergence, which is unchanged when the pool is split in proportion to the reference distribution (the
+    canonical split used here). Stated unpooled, the program is degenerate enough to stall Clarabel.
+
+    Each mass is a variable times a fixed scale, so that every exponential cone sees O(1) entries: with unit
+    scales, Clarabel stalls on many batches where a few samples near the maximum take most of the mass
+    (e.g. r = 1 on lognormal losses). The first solve uses the shape of the KL ball's maximiser for small r,
+    p_i ∝ 1/(u₀ + d_i) with u₀ = √(Var(d)/(2r)); when it is not accurate, the program is solved again scaled
+    by the first solution (a preconditioner only: the answer is the conic program's, with its status checked).
 
     Args:
-        distances: d_i ∈ [0, 1] of the N included samples; the worst atom has d = 0.
+        distances: d_i ∈ [0, 1] of the N included samples, at least one of them positive.
         alpha: α.
         r: r.
         ambiguity: "HD" or "HR".
@@ -166,83 +177,256 @@ def _solve_normalised(
 
     Returns:
         q and p over the N+1 atoms (unscaled, samples first), the cvxpy status and the iteration count.
+
+    Raises:
+        RuntimeError: If no attempt returned a solution.
     """
     cp = _import_cvxpy()
-    n = distances.size
-    at_max = np.flatnonzero(distances == 0.0)
-    if ambiguity == "HD" or r == 0.0:
-        # r = 0 makes the two programs one LP (p = q); the KL ≤ 0 cone would have no interior.
-        kept_mass = cp.Variable(n)  # N q_i
-        moved = n - cp.sum(kept_mass)  # N q_{N+1}
-        target = cp.Variable(n + 1)  # N p
-        constraints = [kept_mass >= 0, kept_mass <= 1, moved <= n * alpha, target >= 0, cp.sum(target) == n]
-        if at_max.size:
-            # Moving mass off a sample already at the maximum changes nothing: fix it (a canonical answer).
-            constraints.append(kept_mass[at_max] == 1)
-        full_q = cp.hstack([kept_mass, cp.reshape(moved, (1,), order="C")])
-        if r == 0.0:
-            constraints.append(target == full_q)
-        else:
-            constraints.append(cp.sum(cp.rel_entr(full_q, target)) <= n * r)
-        objective = cp.Minimize(distances @ target[:n] / n)
-        problem = cp.Problem(objective, constraints)
-        status, iterations = _run(cp, problem, tolerance, solver_options)
-        if status not in ("optimal", "optimal_inaccurate"):
-            _raise_failed(status, ambiguity, n)
-        q = np.append(kept_mass.value, n - np.sum(kept_mass.value)) / n
-        p = np.asarray(target.value) / n
+    lower_index = np.flatnonzero(distances > 0.0)
+    tied_index = np.flatnonzero(distances == 0.0)
+    lower, m = distances[lower_index], tied_index.size
+    if alpha == 0.0:
+        # Both programs reduce to the KL ball around P̂. Stated through α's box and budget, P̂ would be pinned
+        # by inequalities only (no interior), which also stalls Clarabel.
+        program, scale_from = _kl_ball_program, _scale_of_p
+    elif ambiguity == "HD" or r == 0.0:
+        program, scale_from = _hd_program, _scale_of_p
     else:
-        ball = cp.Variable(n + 1)  # N q, the worst atom last
-        target = cp.Variable(n)  # N p on the samples
-        constraints = [
-            ball >= 0,
-            cp.sum(ball) == n,
-            cp.sum(cp.log(ball[:n])) >= -n * r,
-            target >= 0,
-            target <= ball[:n],
-            cp.sum(ball[:n] - target) <= n * alpha,
-        ]
-        if at_max.size:
-            constraints.append(target[at_max] == ball[at_max])
-        objective = cp.Minimize(distances @ target / n)
-        problem = cp.Problem(objective, constraints)
-        status, iterations = _run(cp, problem, tolerance, solver_options)
-        if status not in ("optimal", "optimal_inaccurate"):
-            _raise_failed(status, ambiguity, n)
-        ball_value = np.asarray(ball.value)
-        target_value = np.asarray(target.value)
-        worst = ball_value[n] + np.sum(ball_value[:n] - target_value)
-        q = ball_value / n
-        p = np.append(target_value, worst) / n
-    return _Normalised(q=q, p=p, status=status, iterations=iterations)
-
-
-def _run(
-    cp: Any, problem: Any, tolerance: float, solver_options: Mapping[str, Any] | None
-) -> tuple[str, int]:
+        program, scale_from = _hr_program, _scale_of_q
     options: dict[str, Any] = {
         "tol_gap_abs": tolerance,
         "tol_gap_rel": tolerance,
         "tol_feas": tolerance,
-        "tol_ktratio": min(1e-6, tolerance),
         "max_iter": 500,
+        **(solver_options or {}),
     }
-    options.update(solver_options or {})
+    # Clarabel's default step (0.99 of the way to the cone's boundary) stalls more often on these programs;
+    # a shorter one rescued most of the rest in a sample of 1,400 random HD programs.
+    steps = (None,) if "max_step_fraction" in options else (0.9, 0.5)
+    status, iterations, best = "solver_error", 0, None
+    for scale in (_scale_guess(lower, m, alpha, r), _unit_scale(lower, m, alpha)):
+        for step in steps:
+            status, count, masses = _attempt(cp, program(cp, lower, m, alpha, r, scale), options, step)
+            iterations += count
+            if masses is not None and status != "optimal":
+                best = best or (status, masses)
+                # An inaccurate solution is a good preconditioner: solve again scaled by it.
+                polish = program(cp, lower, m, alpha, r, scale_from(*masses))
+                status, count, masses = _attempt(cp, polish, options, step)
+                iterations += count
+            if masses is not None and status == "optimal":
+                best = (status, masses)
+                break
+        if best is not None and best[0] == "optimal":
+            break
+    if best is None:
+        raise RuntimeError(
+            f"Clarabel returned status {status!r} for the {ambiguity} program (N={distances.size}); the "
+            "reference has no solution."
+        )
+    status, masses = best
+    n = distances.size
+    distributions = []
+    for mass in masses:
+        full = np.empty(n + 1)
+        full[lower_index] = mass.lower
+        full[tied_index] = mass.tied / max(m, 1)
+        full[n] = mass.worst
+        distributions.append(full / n)
+    return _Normalised(q=distributions[0], p=distributions[1], status=status, iterations=iterations)
+
+
+class _Masses(NamedTuple):
+    """A distribution scaled to total N: samples below the maximum, the tied maxima, the worst atom."""
+
+    lower: np.ndarray
+    tied: float  # the total over the m samples at the maximum, split equally
+    worst: float
+
+
+class _Scale(NamedTuple):
+    """Typical sizes of the scaled masses: each sample below the maximum, and the pool at d = 0."""
+
+    lower: np.ndarray
+    pool: float
+
+
+_Recover = Callable[[], tuple[_Masses, _Masses]]
+
+
+def _scale_guess(lower: np.ndarray, m: int, alpha: float, r: float) -> _Scale:
+    """Sizes from the KL ball's maximiser for small r, before any solve.
+
+    Computes P_i ∝ 1/(u₀ + d_i) with u₀ = √(Var_P̂(d)/(2r)), normalised to Σ P = N; the pool gets
+    (m + Nα)/u₀ on the same scale (HD moves α onto it), or max(Nα, N(1 − e^{−r}), 1) when m = 0.
+    """
+    n = lower.size + m
+    if r == 0.0:
+        return _unit_scale(lower, m, alpha)
+    mean = lower.sum() / n
+    spread = max(float(np.sum(lower**2) / n - mean**2), 0.0)
+    start = max(math.sqrt(spread / (2.0 * r)), 1e-9)
+    shape = 1.0 / (start + lower)
+    pool = (m + n * alpha) / start
+    normaliser = n / (shape.sum() + pool)
+    if m:
+        return _Scale(normaliser * shape, normaliser * pool)
+    return _Scale(normaliser * shape, max(n * alpha, -n * math.expm1(-r), 1.0))
+
+
+def _unit_scale(lower: np.ndarray, m: int, alpha: float) -> _Scale:
+    """Sizes of P̂ itself: 1 per sample, m + Nα (at least 1) for the pool."""
+    return _Scale(np.ones(lower.size), max(m + (lower.size + m) * alpha, 1.0))
+
+
+def _scale_of_p(q: _Masses, p: _Masses) -> _Scale:
+    """Sizes from a solution's maximiser p (floored: trimmed samples have p = 0)."""
+    return _Scale(np.maximum(p.lower, 1e-6), max(p.tied + p.worst, 1e-6))
+
+
+def _scale_of_q(q: _Masses, p: _Masses) -> _Scale:
+    """Sizes from a solution's KL-ball member q (HR: p ≤ q on the samples)."""
+    return _Scale(np.maximum(q.lower, 1e-6), max(q.tied + q.worst, 1e-6))
+
+
+def _attempt(
+    cp: Any, built: tuple[Any, _Recover], options: Mapping[str, Any], step: float | None
+) -> tuple[str, int, tuple[_Masses, _Masses] | None]:
+    """One Clarabel solve: the cvxpy status, the iterations, and the masses when a solution came back."""
+    problem, recover = built
+    settings = dict(options) if step is None else {**options, "max_step_fraction": step}
     try:
         with warnings.catch_warnings():
             # The caller checks the status and raises ReferenceInaccurate: cvxpy's warning is redundant.
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.solve(solver=cp.CLARABEL, **options)
-    except cp.error.SolverError as error:
-        raise RuntimeError(f"Clarabel failed on the reference HR/HD program: {error}") from error
-    return str(problem.status), int(problem.solver_stats.num_iters or 0)
+            problem.solve(solver=cp.CLARABEL, **settings)
+    except cp.error.SolverError:
+        return "solver_error", 0, None
+    status = str(problem.status)
+    iterations = int(problem.solver_stats.num_iters or 0)
+    if status not in ("optimal", "optimal_inaccurate"):
+        return status, iterations, None
+    return status, iterations, recover()
 
 
-def _raise_failed(status: str, ambiguity: str, n: int) -> None:
-    raise RuntimeError(
-        f"Clarabel returned status {status!r} for the {ambiguity} program (N={n}); the reference has no "
-        "solution."
-    )
+def _kl_ball_program(
+    cp: Any, lower: np.ndarray, m: int, alpha: float, r: float, scale: _Scale
+) -> tuple[Any, _Recover]:
+    """The α = 0 program, where HD and HR coincide: the KL ball around P̂.
+
+    Minimises Σ_i P_i d_i / N over P with Σ P = N and KL(P̂‖p) ≤ r, i.e. Σ_i log P_i + m log(P_0/m) ≥ −N r
+    for the pool mass P_0 at d = 0 (with m = 0 the pool is the worst atom alone, P_0 ≥ 0 outside the sum).
+    """
+    n = lower.size + m
+    size = cp.Variable(lower.size)  # P_i / s_i
+    pool = cp.Variable()  # P_0 / s_0
+    constraints = [scale.lower @ size + scale.pool * pool == n]
+    if r == 0.0:
+        constraints.append(cp.multiply(scale.lower, size) == 1)
+    else:
+        constraints += _kl_to_uniform_at_most(cp, size, pool, scale, m, r)
+    problem = cp.Problem(cp.Minimize((lower * scale.lower) @ size / n), constraints)
+
+    def recover() -> tuple[_Masses, _Masses]:
+        pool_mass = scale.pool * float(pool.value)
+        masses = scale.lower * np.asarray(size.value)
+        reference = _Masses(np.ones(lower.size), float(m), 0.0)
+        return reference, _Masses(masses, pool_mass if m else 0.0, 0.0 if m else pool_mass)
+
+    return problem, recover
+
+
+def _hd_program(
+    cp: Any, lower: np.ndarray, m: int, alpha: float, r: float, scale: _Scale
+) -> tuple[Any, _Recover]:
+    """HD with α > 0 (and HR at r = 0, the same linear program).
+
+    Minimises Σ_i P_i d_i / N over Q ∈ [0, 1] on the samples below the maximum, the moved mass
+    A = Σ_i (1 − Q_i) ≤ N α onto the pool (Q_0 = m + A), and P with Σ P = N and KL(q‖p) ≤ r, i.e.
+    Σ_i Q_i log(Q_i/P_i) + Q_0 log(Q_0/P_0) ≤ N r; or P = Q when r = 0 (the KL ≤ 0 cone has no interior).
+    """
+    n = lower.size + m
+    kept = cp.Variable(lower.size)  # Q_i, already O(1)
+    moved = lower.size - cp.sum(kept)
+    size = cp.Variable(lower.size)  # P_i / s_i
+    pool = cp.Variable()  # P_0 / s_0
+    constraints = [kept <= 1, moved <= n * alpha, scale.lower @ size + scale.pool * pool == n]
+    if r == 0.0:
+        constraints += [kept >= 0, cp.multiply(scale.lower, size) == kept, scale.pool * pool == m + moved]
+    else:
+        # rel_entr(Q, s·y) = rel_entr(Q, y) − Q log s and rel_entr(a·w, s·z) = a·rel_entr(w, z) + a·w log(a/s)
+        # keep each cone's entries O(1). rel_entr's cone implies Q ≥ 0 and P ≥ 0; restating them stalls
+        # Clarabel.
+        size_q0 = m + n * alpha
+        divergence = (
+            cp.sum(cp.rel_entr(kept, size))
+            - np.log(scale.lower) @ kept
+            + size_q0 * cp.rel_entr((m + moved) / size_q0, pool)
+            + (m + moved) * math.log(size_q0 / scale.pool)
+        )
+        constraints.append(divergence <= n * r)
+    problem = cp.Problem(cp.Minimize((lower * scale.lower) @ size / n), constraints)
+
+    def recover() -> tuple[_Masses, _Masses]:
+        kept_value = np.asarray(kept.value)
+        moved_value = max(float(lower.size - kept_value.sum()), 0.0)
+        pool_value = scale.pool * float(pool.value)
+        # Split the pool in proportion to q (m for the tied maxima, the moved mass for the worst atom).
+        share = m / (m + moved_value) if m + moved_value > 0.0 else 0.0
+        intermediate = _Masses(kept_value, float(m), moved_value)
+        maximiser = _Masses(
+            scale.lower * np.asarray(size.value), share * pool_value, (1 - share) * pool_value
+        )
+        return intermediate, maximiser
+
+    return problem, recover
+
+
+def _hr_program(
+    cp: Any, lower: np.ndarray, m: int, alpha: float, r: float, scale: _Scale
+) -> tuple[Any, _Recover]:
+    """HR with α > 0 and r > 0.
+
+    Minimises Σ_i P_i d_i / N over Q with Σ Q = N and KL(P̂‖q) ≤ r (as in the α = 0 program), and
+    0 ≤ P_i ≤ Q_i with Σ_i (Q_i − P_i) ≤ N α moved onto the worst atom.
+    """
+    n = lower.size + m
+    ball = cp.Variable(lower.size)  # Q_i / s_i
+    pool = cp.Variable()  # Q_0 / s_0
+    size = cp.Variable(lower.size)  # P_i / s_i
+    constraints = [
+        scale.lower @ ball + scale.pool * pool == n,
+        size >= 0,
+        size <= ball,
+        scale.lower @ (ball - size) <= n * alpha,
+        *_kl_to_uniform_at_most(cp, ball, pool, scale, m, r),
+    ]
+    problem = cp.Problem(cp.Minimize((lower * scale.lower) @ size / n), constraints)
+
+    def recover() -> tuple[_Masses, _Masses]:
+        ball_value = scale.lower * np.asarray(ball.value)
+        size_value = scale.lower * np.asarray(size.value)
+        pool_value = scale.pool * float(pool.value)
+        moved = float(np.sum(ball_value - size_value))
+        # With m ≥ 1 the whole pool of q sits on the tied maxima (P̂ puts nothing on the worst atom).
+        tied, worst = (pool_value, 0.0) if m else (0.0, pool_value)
+        return _Masses(ball_value, tied, worst), _Masses(size_value, tied, worst + moved)
+
+    return problem, recover
+
+
+def _kl_to_uniform_at_most(cp: Any, size: Any, pool: Any, scale: _Scale, m: int, r: float) -> list[Any]:
+    """Constraints stating KL(P̂‖q) ≤ r for scaled masses Q_i = s_i·x_i and pool Q_0 = s_0·z.
+
+    Computes Σ_i log x_i + m log z ≥ −N r − Σ_i log s_i − m log(s_0/m), i.e. (1/N) Σ log(N q_i) ≥ −r.
+    With m = 0 the pool is the worst atom, where P̂ has no mass: only z ≥ 0.
+    """
+    n = scale.lower.size + m
+    bound = -n * r - float(np.sum(np.log(scale.lower)))
+    if m:
+        bound -= m * math.log(scale.pool / m)
+        return [cp.sum(cp.log(size)) + m * cp.log(pool) >= bound]
+    return [cp.sum(cp.log(size)) >= bound, pool >= 0]
 
 
 def _to_solution(
