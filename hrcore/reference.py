@@ -90,7 +90,7 @@ def solve(
         r: KL radius r ≥ 0; r = 0 is solved as the linear program p = q.
         ambiguity: "HD" (poisoning, then the KL ball) or "HR" (the KL ball, then poisoning).
         upper_bound: A known bound B ≥ max ℓ: the worst atom sits at B and is not folded into the weights.
-        mask: Optional booleans (N,), False = exclude the entry.
+        mask: Optional booleans (N,), False = exclude the entry (it may then hold NaN/inf: padding).
         tolerance: Clarabel's gap and feasibility tolerances (tol_gap_abs, tol_gap_rel, tol_feas).
         solver_options: Further Clarabel settings (cvxpy keyword arguments), overriding the defaults.
 
@@ -104,11 +104,11 @@ def solve(
         ReferenceInaccurate: If Clarabel only reached its reduced tolerances.
         RuntimeError: If Clarabel fails or stops without a solution.
     """
-    values = as_loss_array(losses)
-    included = as_mask(mask, values.size)
     alpha = check_alpha(alpha)
     r = check_radius(r)
     ambiguity = check_ambiguity(ambiguity)
+    values = as_loss_array(losses, mask)
+    included = as_mask(mask, values.size)
     kept = values if included is None else values[included]
     upper_bound = check_upper_bound(upper_bound, float(kept.max()))
     included = np.ones(values.size, dtype=bool) if included is None else included

@@ -350,6 +350,15 @@ def test_masked_entries_are_excluded(ambiguity: str) -> None:
     assert masked.worst_value == losses[mask].max()
 
 
+def test_masked_entries_may_hold_non_finite_padding() -> None:
+    losses = np.array([0.3, math.nan, 0.9, math.inf, 0.5])
+    mask = np.isfinite(losses)
+    solution = solve(losses, alpha=0.0, r=0.0, mask=mask)
+    np.testing.assert_allclose(solution.weights, [1 / 3, 0.0, 1 / 3, 0.0, 1 / 3], atol=1e-9)
+    with pytest.raises(ValueError, match="NaN/inf at 2 position"):
+        solve(losses)
+
+
 def test_masked_entries_do_not_consume_alpha() -> None:
     # 10 included samples, α = 2/10 at r = 0: exactly the two lowest INCLUDED losses are trimmed.
     losses = np.concatenate([lognormal(10, seed=23) + 1.0, [0.0, 0.0, 0.0]])
