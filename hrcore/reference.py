@@ -11,6 +11,7 @@ solver sees O(1) data whatever the losses' magnitude or the batch size.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -30,9 +31,12 @@ from hrcore.validation import (
 
 __all__ = ["ReferenceInaccurate", "solve"]
 
-# Tight enough that the oracle's error (~1e-8 on weights) sits far below the tolerances the exact solver is
-# tested to; Clarabel still converges on these well-scaled programs in a few dozen iterations.
-DEFAULT_TOLERANCE = 1e-10
+# Clarabel's gap and feasibility tolerance. An objective gap δ moves the maximiser by O(√(δ/curvature)), and
+# the curvature is small when the samples' losses are close together relative to the worst atom (small
+# losses under a large upper bound): there 1e-10 left weights off by 1e-4, 1e-12 by 1e-6.
+DEFAULT_TOLERANCE = 1e-12
+# Used when the requested tolerance cannot be met; the solution records which one it met.
+FALLBACK_TOLERANCE = 1e-10
 
 
 class ReferenceInaccurate(RuntimeError):
@@ -59,6 +63,7 @@ class _Normalised(NamedTuple):
     p: np.ndarray  # (N+1,) the maximiser
     status: str
     iterations: int
+    tolerance: float  # the Clarabel tolerance the solution met
 
 
 def solve(
@@ -91,12 +96,14 @@ def solve(
         ambiguity: "HD" (poisoning, then the KL ball) or "HR" (the KL ball, then poisoning).
         upper_bound: A known bound B ≥ max ℓ: the worst atom sits at B and is not folded into the weights.
         mask: Optional booleans (N,), False = exclude the entry (it may then hold NaN/inf: padding).
-        tolerance: Clarabel's gap and feasibility tolerances (tol_gap_abs, tol_gap_rel, tol_feas).
+        tolerance: Clarabel's gap and feasibility tolerances (tol_gap_abs, tol_gap_rel, tol_feas). When it
+            cannot be met, 1e-10 is tried before giving up; ``extra["tolerance"]`` says which was met.
         solver_options: Further Clarabel settings (cvxpy keyword arguments), overriding the defaults.
 
     Returns:
         An ``HRSolution`` with ``solver="cvxpy"``; ``extra`` holds the divergence of the returned
-        distributions (``"divergence"``, ≤ r up to the tolerance) and Clarabel's iteration count.
+        distributions (``"divergence"``, ≤ r up to the tolerance), Clarabel's iteration count over all
+        attempts (``"iterations"``) and the tolerance met (``"tolerance"``).
 
     Raises:
         ImportError: If cvxpy (or Clarabel) is not installed.
@@ -119,7 +126,7 @@ def solve(
     if scale == 0.0:
         # Every atom (samples and worst atom) sits at M: V = M for any distribution; uniform is canonical.
         q = p = np.append(np.full(n, 1.0 / n), 0.0)
-        normalised = _Normalised(q=q, p=p, status="optimal", iterations=0)
+        normalised = _Normalised(q=q, p=p, status="optimal", iterations=0, tolerance=0.0)
     else:
         distances = (worst_value - kept) / scale
         normalised = _solve_normalised(distances, alpha, r, ambiguity, tolerance, solver_options)
@@ -164,8 +171,10 @@ def _solve_normalised(
     Each mass is a variable times a fixed scale, so that every exponential cone sees O(1) entries: with unit
     scales, Clarabel stalls on many batches where a few samples near the maximum take most of the mass
     (e.g. r = 1 on lognormal losses). The first solve uses the shape of the KL ball's maximiser for small r,
-    p_i ∝ 1/(u₀ + d_i) with u₀ = √(Var(d)/(2r)); when it is not accurate, the program is solved again scaled
-    by the first solution (a preconditioner only: the answer is the conic program's, with its status checked).
+    p_i ∝ 1/(u₀ + d_i) with u₀ = √(Var(d)/(2r)); an inaccurate solution is solved again scaled by itself (a
+    preconditioner only: the answer is always the conic program's, with its status checked). If the
+    requested tolerance is never met, the program is solved at FALLBACK_TOLERANCE, and the result records
+    which tolerance it met.
 
     Args:
         distances: d_i ∈ [0, 1] of the N included samples, at least one of them positive.
@@ -176,7 +185,7 @@ def _solve_normalised(
         solver_options: Overrides of Clarabel settings.
 
     Returns:
-        q and p over the N+1 atoms (unscaled, samples first), the cvxpy status and the iteration count.
+        q and p over the N+1 atoms (unscaled, samples first), the status, iterations and tolerance met.
 
     Raises:
         RuntimeError: If no attempt returned a solution.
@@ -193,19 +202,15 @@ def _solve_normalised(
         program, scale_from = _hd_program, _scale_of_p
     else:
         program, scale_from = _hr_program, _scale_of_q
-    options: dict[str, Any] = {
-        "tol_gap_abs": tolerance,
-        "tol_gap_rel": tolerance,
-        "tol_feas": tolerance,
-        "max_iter": 500,
-        **(solver_options or {}),
-    }
     # Clarabel's default step (0.99 of the way to the cone's boundary) stalls more often on these programs;
     # a shorter one rescued most of the rest in a sample of 1,400 random HD programs.
-    steps = (None,) if "max_step_fraction" in options else (0.9, 0.5)
-    status, iterations, best = "solver_error", 0, None
-    for scale in (_scale_guess(lower, m, alpha, r), _unit_scale(lower, m, alpha)):
-        for step in steps:
+    steps = (None,) if "max_step_fraction" in (solver_options or {}) else (0.9, 0.5)
+    scales = [_scale_guess(lower, m, alpha, r), _unit_scale(lower, m, alpha)]
+    status, iterations, best, met = "solver_error", 0, None, tolerance
+    for met in (tolerance, FALLBACK_TOLERANCE) if tolerance < FALLBACK_TOLERANCE else (tolerance,):
+        options = {"tol_gap_abs": met, "tol_gap_rel": met, "tol_feas": met, "max_iter": 500}
+        options.update(solver_options or {})
+        for scale, step in itertools.product(scales, steps):
             status, count, masses = _attempt(cp, program(cp, lower, m, alpha, r, scale), options, step)
             iterations += count
             if masses is not None and status != "optimal":
@@ -217,8 +222,11 @@ def _solve_normalised(
             if masses is not None and status == "optimal":
                 best = (status, masses)
                 break
-        if best is not None and best[0] == "optimal":
-            break
+        if best is not None:
+            if best[0] == "optimal":
+                break
+            # Start the looser round from the best solution so far.
+            scales = [scale_from(*best[1]), *scales]
     if best is None:
         raise RuntimeError(
             f"Clarabel returned status {status!r} for the {ambiguity} program (N={distances.size}); the "
@@ -233,7 +241,9 @@ def _solve_normalised(
         full[tied_index] = mass.tied / max(m, 1)
         full[n] = mass.worst
         distributions.append(full / n)
-    return _Normalised(q=distributions[0], p=distributions[1], status=status, iterations=iterations)
+    return _Normalised(
+        distributions[0], distributions[1], status, iterations, met if status == "optimal" else tolerance
+    )
 
 
 class _Masses(NamedTuple):
@@ -472,7 +482,11 @@ def _to_solution(
         upper_bound=upper_bound,
         removed_mass=removed,
         solver="cvxpy",
-        extra={"divergence": divergence, "iterations": float(normalised.iterations)},
+        extra={
+            "divergence": divergence,
+            "iterations": float(normalised.iterations),
+            "tolerance": normalised.tolerance,
+        },
     )
 
 

@@ -265,6 +265,7 @@ def test_hd_is_feasible_and_uses_its_budgets(alpha: float, r: float) -> None:
     assert kl(q, p) <= r + 1e-8
     assert kl(q, p) >= r - 1e-6  # the radius is used up: a larger r would raise the value
     assert solution.extra["divergence"] == pytest.approx(kl(q, p), abs=1e-8)
+    assert solution.extra["tolerance"] == reference.DEFAULT_TOLERANCE
     assert solution.value == pytest.approx(p[:n] @ losses + p[n] * losses.max(), rel=1e-12)
     assert solution.weights @ losses == pytest.approx(solution.value, rel=1e-12)
 
