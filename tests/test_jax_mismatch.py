@@ -229,7 +229,7 @@ def test_rockpool_style_module_runs_the_tutorial_calls() -> None:
     net.weights["w2"] = net.weights["w2"].astype(jnp.float32)
     params = net.parameters()
     x, y = jnp.asarray(rng.normal(size=(10, 6)), jnp.float32), jnp.zeros((10, 2), jnp.float32)
-    key = jax.random.key(2)
+    key = jax.random.PRNGKey(2)  # the tutorial's raw uint32 key
     # The tutorial's call: value_and_grad of the loss, every argument positional, Partial-wrapped losses.
     loss_vgf = jax.value_and_grad(mismatch_adversarial_loss)
     value, grads = loss_vgf(params, net, x, y, Partial(mse), Partial(mse), key, 0.1, 0.001, 0.025, 0.25, 10)
