@@ -453,3 +453,23 @@ def test_missing_cvxpy_names_the_extra() -> None:
     result = _run_python(code)
     assert result.returncode == 0, result.stderr
     assert "pip install 'hrcore[reference]'" in result.stdout
+
+
+@pytest.mark.slow
+def test_weight_benchmark_smoke_runs() -> None:
+    script = ROOT / "benchmarks" / "bench_weights.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT / "benchmarks",
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line[:5].strip().isdigit()]
+    table = [row for row in rows if len(row) > 8]  # the timing table, not the oracle's
+    assert {(int(row[0]), row[1]) for row in table} == {
+        (n, a) for n in (32, 128, 512, 2048) for a in AMBIGUITIES
+    }
+    assert all(float(row[6].rstrip("×")) > 1.0 for row in table)  # the exact solver beats the conic path
