@@ -107,13 +107,18 @@ def solve(
 
     Raises:
         ImportError: If cvxpy (or Clarabel) is not installed.
-        TypeError, ValueError: For bad losses, mask or hyper-parameters (``hrcore.validation``'s messages).
+        TypeError, ValueError: For bad losses, mask or hyper-parameters (``hrcore.validation``'s messages),
+            or a tolerance outside (0, 1).
         ReferenceInaccurate: If Clarabel only reached its reduced tolerances.
         RuntimeError: If Clarabel fails or stops without a solution.
     """
     alpha = check_alpha(alpha)
     r = check_radius(r)
     ambiguity = check_ambiguity(ambiguity)
+    if not (isinstance(tolerance, (int, float)) and 0.0 < tolerance < 1.0):
+        raise ValueError(
+            f"tolerance (Clarabel's gap and feasibility tolerance) must lie in (0, 1), got {tolerance!r}."
+        )
     values = as_loss_array(losses, mask)
     included = as_mask(mask, values.size)
     kept = values if included is None else values[included]
@@ -143,6 +148,7 @@ def solve(
 
 def _import_cvxpy() -> Any:
     try:
+        import clarabel  # noqa: F401  (cvxpy alone would only fail later, as a solver error)
         import cvxpy
     except ImportError as error:
         raise ImportError(

@@ -396,6 +396,8 @@ def test_masked_entries_do_not_consume_alpha() -> None:
         ({"mask": [False, False, False]}, ValueError, "excludes every loss"),
         ({"mask": [True, False]}, ValueError, "mask must have the losses' shape"),
         ({"mask": [0.5, 1.0, 1.0]}, TypeError, "mask must be boolean"),
+        ({"upper_bound": 0.5}, ValueError, "lies below the largest loss"),
+        ({"tolerance": 0.0}, ValueError, r"tolerance .* must lie in \(0, 1\)"),
     ],
 )
 def test_bad_input_messages(kwargs: dict, error: type[Exception], match: str) -> None:
