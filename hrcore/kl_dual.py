@@ -35,10 +35,13 @@ _SERIES_LIMIT = 0.1
 _SERIES_TERMS = 18
 
 
-def _phi(x: np.ndarray) -> np.ndarray:
-    """φ(x) = log1p(x) − x/(1+x) = Σ_{k≥2} (−1)^k (k−1)/k x^k, without cancellation for small x."""
-    if float(x.max(initial=0.0)) >= _SERIES_LIMIT:
-        return np.log1p(x) - x / (1.0 + x)
+def _phi(x: np.ndarray, share: np.ndarray, largest: float) -> np.ndarray:
+    """φ(x) = log1p(x) − x/(1+x) = Σ_{k≥2} (−1)^k (k−1)/k x^k, without cancellation for small x.
+
+    ``share`` is x/(1+x) and ``largest`` max x, both already at hand in the caller.
+    """
+    if largest >= _SERIES_LIMIT:
+        return np.log1p(x) - share
     total = np.zeros_like(x)
     for k in range(_SERIES_TERMS, 1, -1):  # Horner in x, from the highest power down to x²
         total = (total + (-1.0) ** k * (k - 1) / k) * x
@@ -55,7 +58,9 @@ def _psi(m: float, a: float) -> float:
     return total * m
 
 
-def dual_gradient(weights: np.ndarray, excess: np.ndarray, log_r: float) -> tuple[float, float]:
+def dual_gradient(
+    weights: np.ndarray, excess: np.ndarray, log_r: float, largest: float
+) -> tuple[float, float]:
     """The root function F = log(H + r) − log r and its derivative in t = log u, for fixed atoms at u > 0.
 
     Computes H + r = Σ w φ(x) + ψ(m) ≥ 0 (Jensen) and d(H + r)/dt = −Σ w (y − m)²/a, with x = d/u,
@@ -66,6 +71,7 @@ def dual_gradient(weights: np.ndarray, excess: np.ndarray, log_r: float) -> tupl
         weights: Masses w (K,), summing to 1.
         excess: x = d/u (K,).
         log_r: log r of the KL radius r > 0.
+        largest: max x (selects the series or the closed form of φ).
 
     Returns:
         (F, dF/dt).
@@ -77,7 +83,7 @@ def dual_gradient(weights: np.ndarray, excess: np.ndarray, log_r: float) -> tupl
     # spread y − m = a − 1/(1+x) is likewise taken from whichever side is small.
     a = float(weights @ inverse)
     centred = share - m if m <= 0.5 else inverse - a
-    gap = float(weights @ _phi(excess)) + _psi(m, a)
+    gap = float(weights @ _phi(excess, share, largest)) + _psi(m, a)
     slope = -float(weights @ (centred * centred)) / a
     return log_gap(gap, slope, log_r)
 

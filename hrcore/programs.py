@@ -97,9 +97,10 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
             return GroupSolution(group_mass, _rest(boundary), moved)
 
     log_r = math.log(r)
+    largest = float(atom_values.max())
 
     def state(u: float) -> tuple[float, float]:
-        return dual_gradient(atom_mass, atom_values / u, log_r)
+        return dual_gradient(atom_mass, atom_values / u, log_r, largest / u)
 
     try:
         u = find_root(state, _start(atom_values, atom_mass, r))
@@ -189,7 +190,7 @@ class _HRDual:
         excess = self.values / u
         cap = self.cap(np.log1p(excess))
         excess[cap.first :] = cap.excess
-        value, slope = dual_gradient(self.weights, excess, self.log_r)
+        value, slope = dual_gradient(self.weights, excess, self.log_r, float(self.values[-1]) / u)
         if not cap.kink and math.isfinite(value):
             # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope
             # of H (divided by H + r = r·e^F for the slope of F).

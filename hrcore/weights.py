@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from hrcore.programs import solve_hd, solve_hr
-from hrcore.solution import HRSolution, fold_worst_atom
+from hrcore.solution import HRSolution
 from hrcore.validation import (
     as_loss_array,
     as_mask,
@@ -81,23 +81,26 @@ def solve(
         inverse, counts, normalised = np.zeros(kept.size, dtype=np.intp), np.array([kept.size]), np.zeros(1)
     else:
         # Affine equivariance: work on d = (M − ℓ)/S ∈ [0, 1] so nothing can overflow and ties stay exact.
-        distances = (worst_value - kept) / spread
-        normalised, inverse, counts = np.unique(distances, return_inverse=True, return_counts=True)
+        normalised, counts, inverse = group_ties((worst_value - kept) / spread)
         # Below this radius the KL term moves V by less than S·√(2r) ≈ 1e-16·S, under float64 resolution,
         # while u* ≈ σ/√(2r) would overflow: such an r is solved as r = 0.
         radius = r if r >= NEGLIGIBLE_RADIUS else 0.0
         program = solve_hd if ambiguity == "HD" or alpha == 0.0 or radius == 0.0 else solve_hr
         group_mass, worst_mass, removed = program(normalised, counts, alpha, radius)
 
-    per_sample = (group_mass / counts)[inverse]
     value = worst_value - spread * float(group_mass @ normalised)
-    sample_weights = np.zeros(values.size)
+    folded = group_mass
+    if bound is None and worst_mass > 0.0:
+        # Group 0 holds exactly the samples tied at the maximum (d = 0): they take the worst atom's mass.
+        folded = group_mass.copy()
+        folded[0] += worst_mass
+    sample_weights, weights = np.zeros(values.size), np.zeros(values.size)
     if included is None:
-        sample_weights[:] = per_sample
-        included = np.ones(values.size, dtype=bool)
+        sample_weights[:] = (group_mass / counts)[inverse]
+        weights[:] = (folded / counts)[inverse]
     else:
-        sample_weights[included] = per_sample
-    weights = fold_worst_atom(sample_weights, worst_mass, values, included, bound)
+        sample_weights[included] = (group_mass / counts)[inverse]
+        weights[included] = (folded / counts)[inverse]
     return HRSolution(
         weights=weights,
         sample_weights=sample_weights,
@@ -111,6 +114,28 @@ def solve(
         removed_mass=removed,
         solver="exact",
     )
+
+
+def group_ties(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct values in ascending order, their multiplicities, and each entry's group.
+
+    Computes the same as ``np.unique(distances, return_counts=True, return_inverse=True)``, with a fast path
+    for the common batch without ties.
+
+    Args:
+        distances: Normalised losses d (n,).
+
+    Returns:
+        (values (K,), counts (K,), inverse (n,)) with values[inverse] == distances.
+    """
+    order = np.argsort(distances)
+    ordered = distances[order]
+    if ordered.size > 1 and not np.any(ordered[1:] == ordered[:-1]):
+        inverse = np.empty(ordered.size, dtype=np.intp)
+        inverse[order] = np.arange(ordered.size)
+        return ordered, np.ones(ordered.size, dtype=np.intp), inverse
+    values, inverse, counts = np.unique(distances, return_inverse=True, return_counts=True)
+    return values, counts, inverse
 
 
 def hr_weights(
