@@ -60,7 +60,7 @@ def _psi(m: float, a: float) -> float:
 
 def dual_gradient(
     weights: np.ndarray, excess: np.ndarray, log_r: float, largest: float
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """The root function F = log(H + r) − log r and its derivative in t = log u, for fixed atoms at u > 0.
 
     Computes H + r = Σ w φ(x) + ψ(m) ≥ 0 (Jensen) and d(H + r)/dt = −Σ w (y − m)²/a, with x = d/u,
@@ -74,7 +74,7 @@ def dual_gradient(
         largest: max x (selects the series or the closed form of φ).
 
     Returns:
-        (F, dF/dt).
+        (F, dF/dt, a).
     """
     inverse = 1.0 / (1.0 + excess)
     share = excess * inverse
@@ -85,7 +85,7 @@ def dual_gradient(
     centred = share - m if m <= 0.5 else inverse - a
     gap = float(weights @ _phi(excess, share, largest)) + _psi(m, a)
     slope = -float(weights @ (centred * centred)) / a
-    return log_gap(gap, slope, log_r)
+    return (*log_gap(gap, slope, log_r), a)
 
 
 def log_gap(gap: float, slope: float, log_r: float) -> tuple[float, float]:

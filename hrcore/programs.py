@@ -100,7 +100,7 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
     largest = float(atom_values.max())
 
     def state(u: float) -> tuple[float, float]:
-        return dual_gradient(atom_mass, atom_values / u, log_r, largest / u)
+        return dual_gradient(atom_mass, atom_values / u, log_r, largest / u)[:2]
 
     try:
         u = find_root(state, _start(atom_values, atom_mass, r))
@@ -161,28 +161,40 @@ class _HRDual:
         self.n = int(counts.sum())
         self.weights = counts / self.n
         self.above = self.n - np.cumsum(counts)
+        self.above_list = self.above.tolist()
+        self.counts_list = counts.tolist()
+        self.untied = counts.size == self.n
         with np.errstate(divide="ignore"):
             # log(k_j/N) − r − log α, constant in u; −∞ where no sample lies above d_j.
             self.offset = np.log(self.above / self.n) - r - math.log(alpha)
+        # log(k_j Q_j/α) = offset_j + prefix_j/N + (k_j/N − 1)·log ŷ_j, with prefix_j = Σ_{l≤j} n_l log ŷ_l.
+        self.coefficient = self.above / self.n - 1.0
         self.alpha = alpha
         self.r = r
         self.log_r = math.log(r)
+        self.largest = float(values[-1])
 
     def cap(self, log_ratio: np.ndarray) -> _Cap:
         """e*(u) from the log-positions log ŷ_g of the groups."""
-        n, above = self.n, self.above
-        prefix = np.cumsum(self.counts * log_ratio)
-        # log(k_j Q_j / α): the right slope at d_j is ≥ 0 where this is ≤ 0.
-        log_right = self.offset + (prefix + above * log_ratio) / n - log_ratio
+        n = self.n
+        prefix = np.cumsum(log_ratio if self.untied else self.counts * log_ratio)
+        # log(k_j Q_j / α): the right slope at d_j is ≥ 0 where this is ≤ 0 (it decreases in j).
+        log_right = self.offset + prefix / n + self.coefficient * log_ratio
         first = int(np.argmax(log_right <= 0.0))
-        share = (above[first] + self.counts[first]) / n
-        at_first = (prefix[first] + above[first] * log_ratio[first]) / n - log_ratio[first]
-        kink = first == 0 or math.log(share) - self.r - math.log(self.alpha) + at_first >= 0.0
+        above, here = self.above_list[first], self.counts_list[first]
+        share = (above + here) / n
+        log_first = float(log_ratio[first])
+        prefix_first = float(prefix[first])
+        kink = first == 0 or (
+            math.log(share) - self.r - math.log(self.alpha) + (prefix_first + above * log_first) / n
+            >= log_first
+        )
         if kink:
-            cap_log = float(log_ratio[first])
+            cap_log = log_first
         else:
-            cap_log = (prefix[first - 1] / n - self.r - math.log(self.alpha / share)) / (1.0 - share)
-            cap_log = min(max(cap_log, float(log_ratio[first - 1])), float(log_ratio[first]))
+            below = prefix_first - here * log_first  # prefix up to the previous group
+            cap_log = (below / n - self.r - math.log(self.alpha / share)) / (1.0 - share)
+            cap_log = min(max(cap_log, float(log_ratio[first - 1])), log_first)
         return _Cap(first, kink, math.expm1(cap_log), cap_log)
 
     def gradient(self, u: float) -> tuple[float, float]:
@@ -190,12 +202,11 @@ class _HRDual:
         excess = self.values / u
         cap = self.cap(np.log1p(excess))
         excess[cap.first :] = cap.excess
-        value, slope = dual_gradient(self.weights, excess, self.log_r, float(self.values[-1]) / u)
+        value, slope, a = dual_gradient(self.weights, excess, self.log_r, self.largest / u)
         if not cap.kink and math.isfinite(value):
             # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope
             # of H (divided by H + r = r·e^F for the slope of F).
-            share = float(self.above[cap.first] + self.counts[cap.first]) / self.n
-            a = float(self.weights @ (1.0 / (1.0 + excess)))
+            share = (self.above_list[cap.first] + self.counts_list[cap.first]) / self.n
             gap = cap.excess / (1.0 + cap.excess) - (1.0 - a)
             slope += share * gap * gap / ((1.0 - share) * a) / math.exp(value + self.log_r)
         return value, slope
