@@ -7,7 +7,11 @@ samples, 100 repeats per class): once on the MSE (standard), once on ``mismatch_
 mismatch Θ + |Θ|·ζ·N(0, 1) for ζ = 0, 0.1, …, 0.6 (mean ± std over draws), printed as a table and plotted.
 
 Each epoch is one ``lax.scan`` over its single-sample Adam steps (the same updates as a Python loop, compiled
-once). Run ``python examples/mismatch_jax.py`` (about 10 minutes on 2 CPU cores) or ``--quick`` for a toy run.
+once). Run ``python examples/mismatch_jax.py`` (8–10 minutes on 2 shared cores) or ``--quick`` for a toy run.
+
+Measured (200 draws per ζ): standard/robust test-MSE ratio at ζ = 0.3 / 0.6 of 1.49 / 1.66 with ``--seed 0``
+(the default), 2.41 / 2.40 with ``--seed 1`` and 1.60 / 1.62 with ``--seed 2``; the random task and initial
+weights move the ratio more than anything else (the published single run: 2.62 / 2.31 with 20 draws).
 """
 
 from __future__ import annotations
