@@ -194,7 +194,9 @@ def test_input_adversarial_loss_errors() -> None:
     with pytest.raises(ValueError, match="per-example losses"):
         input_adversarial_loss(x, y, model, lambda o, t: jnp.mean(o), sample_weights=jnp.ones(3))
     with pytest.raises(TypeError, match="PRNG key"):
-        input_adversarial_loss(x, y, model, loss_fn, adv_config=AdvConfig(random_init=True))
+        input_adversarial_loss(x, y, model, loss_fn, adv_config=AdvConfig(random_init=True, pgd_epsilon=0.1))
+    with pytest.raises(ValueError, match="needs pgd_epsilon"):
+        AdvConfig(random_init=True)
     with pytest.raises(ValueError, match="no float feature"):
         input_adversarial_loss(jnp.ones((3, 2), jnp.int32), y, model, loss_fn)
     with pytest.raises(ValueError, match="do not exist"):

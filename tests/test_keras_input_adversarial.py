@@ -288,12 +288,18 @@ def test_errors():
         ({"pgd_iterations": 2.0}, TypeError, "pgd_iterations must be an integer"),
         ({"random_init": True}, ValueError, "needs pgd_epsilon"),
         ({"clip_value_min": 1.0, "clip_value_max": 0.0}, ValueError, "exceeds clip_value_max"),
-        ({"clip_value_min": [0.0, 1.0]}, TypeError, "clip_value_min must be None, a number or a dict"),
     ],
 )
 def test_adv_config_validation(kwargs, error, match):
     with pytest.raises(error, match=match):
         AdvConfig(**kwargs)
+
+
+def test_keras_features_take_scalar_or_per_key_bounds_only():
+    x, y, w = _regression(0)
+    config = AdvConfig(adv_step_size=0.1, clip_value_min=[0.0, 1.0])
+    with pytest.raises(TypeError, match="clip_value_min must be None, a number or a dict"):
+        input_adversarial_loss(tf.constant(x), tf.constant(y), Recorder(w), MSE, adv_config=config)
 
 
 def test_adv_config_accepts_nsl_norm_names():

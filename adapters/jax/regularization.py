@@ -7,57 +7,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from hrcore.adversarial import AdvConfig
 from hrcore.geometry import canonical_norm, clip_to_bounds, project, steepest_ascent
 
-from .arguments import check_key, check_sizes, check_steps
+from .arguments import check_key
 from .attacks import random_in_ball
 
 Loss = Callable[[Any, Any], Any]
-
-
-# PRIVATE SHIM until the core provides one framework-free AdvConfig shared with the Keras adapter.
-@dataclass(frozen=True)
-class AdvConfig:
-    """Hyper-parameters of adversarial regularisation, with NSL's names and defaults.
-
-    Step: x ← clip(Π_ε(x + adv_step_size·d(∇ₓL))), ``pgd_iterations`` times, d the steepest-ascent direction.
-
-    Attributes:
-        multiplier: Weight of the adversarial loss in a combined objective (used by callers and wrappers;
-            ``input_adversarial_loss`` returns the unweighted adversarial loss, as NSL's function does).
-        adv_step_size: Step length in the norm.
-        adv_grad_norm: "l2" (default), "linf"/"infinity" or "l1".
-        clip_value_min: Lower input bound: None, a number for every float feature, or a dict/list per feature.
-        clip_value_max: Upper input bound, like ``clip_value_min``.
-        pgd_iterations: Number of steps (≥ 1).
-        pgd_epsilon: Radius of the ball the perturbation is projected onto; None means no projection.
-        random_init: Start from a uniform random point of the ball (radius ``pgd_epsilon`` or, if None,
-            ``adv_step_size``); needs a key.
-    """
-
-    multiplier: float = 0.2
-    adv_step_size: float = 0.001
-    adv_grad_norm: str = "l2"
-    clip_value_min: Any = None
-    clip_value_max: Any = None
-    pgd_iterations: int = 1
-    pgd_epsilon: float | None = None
-    random_init: bool = False
-
-    def __post_init__(self) -> None:
-        canonical_norm(self.adv_grad_norm)
-        check_sizes(multiplier=self.multiplier, adv_step_size=self.adv_step_size)
-        if self.pgd_epsilon is not None:
-            check_sizes(pgd_epsilon=self.pgd_epsilon)
-        check_steps("pgd_iterations", self.pgd_iterations)
-        if self.pgd_iterations < 1:
-            raise ValueError(f"pgd_iterations must be >= 1, got {self.pgd_iterations}.")
 
 
 def input_adversarial_loss(
@@ -157,7 +118,7 @@ def input_adversarial_loss(
 
     start = origin
     if config.random_init:
-        radius = config.adv_step_size if config.pgd_epsilon is None else config.pgd_epsilon
+        radius = config.pgd_epsilon
         offset = random_in_ball(check_key(key, "AdvConfig(random_init=True)"), origin, radius, norm)
         start = clip_to_bounds(origin + offset, bounds)
     adversarial = jax.lax.fori_loop(0, config.pgd_iterations, ascend, start)

@@ -7,86 +7,18 @@ tensor, and x_adv held constant (no gradient flows through the perturbation).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from hrcore.geometry import canonical_norm
-from hrcore.validation import check_nonnegative
+from hrcore.adversarial import AdvConfig
 
 from .geometry import as_scalar, attack_step, clip_to_bounds, project, random_ball_point
 from .host import require_tensorflow_backend
 
 ClipValue = float | Mapping[str, Any] | None
-
-
-@dataclasses.dataclass(frozen=True)
-class AdvConfig:
-    """Hyper-parameters of the input-adversarial loss (NSL's ``AdvRegConfig`` fields and defaults).
-
-    The perturbation is x_adv = clip(Π_ε(x + η·d(∇ₓℓ))) per PGD iteration, d of unit ``adv_grad_norm``.
-
-    Attributes:
-        multiplier: Weight of the adversarial loss in ``AdversarialRegularization`` (the functional
-            ``input_adversarial_loss`` returns the unweighted loss, as NSL's does).
-        adv_step_size: η, the length of each step in the ``adv_grad_norm`` norm.
-        adv_grad_norm: "l2" (default; joint over all float features of an example), "linf"/"infinity" or "l1".
-        clip_value_min: Lower input bound: a number for every float feature, or a dict feature name ->
-            bound (absent names are not clipped); None for no bound.
-        clip_value_max: Upper input bound, like ``clip_value_min``.
-        pgd_iterations: Number of steps (1 = one fast-gradient step).
-        pgd_epsilon: ε, the radius of the ball the iterates are projected onto (exactly, also for L1); None
-            for no projection.
-        random_init: Start uniformly in the ε-ball (needs ``pgd_epsilon``); uses TensorFlow's global seed.
-    """
-
-    multiplier: float = 0.2
-    adv_step_size: float = 0.001
-    adv_grad_norm: str = "l2"
-    clip_value_min: ClipValue = None
-    clip_value_max: ClipValue = None
-    pgd_iterations: int = 1
-    pgd_epsilon: float | None = None
-    random_init: bool = False
-
-    def __post_init__(self) -> None:
-        check_nonnegative("multiplier", self.multiplier)
-        check_nonnegative("adv_step_size", self.adv_step_size)
-        object.__setattr__(
-            self, "adv_grad_norm", canonical_norm(getattr(self.adv_grad_norm, "value", self.adv_grad_norm))
-        )
-        if isinstance(self.pgd_iterations, bool) or not isinstance(self.pgd_iterations, (int, np.integer)):
-            raise TypeError(f"pgd_iterations must be an integer, got {type(self.pgd_iterations).__name__}.")
-        if self.pgd_iterations < 1:
-            raise ValueError(f"pgd_iterations must be >= 1, got {self.pgd_iterations}.")
-        if self.pgd_epsilon is not None:
-            check_nonnegative("pgd_epsilon", self.pgd_epsilon)
-        if not isinstance(self.random_init, (bool, np.bool_)):
-            raise TypeError(f"random_init must be a bool, got {type(self.random_init).__name__}.")
-        if self.random_init and self.pgd_epsilon is None:
-            raise ValueError("random_init=True starts uniformly in the ε-ball, so it needs pgd_epsilon.")
-        for name in ("clip_value_min", "clip_value_max"):
-            value = getattr(self, name)
-            if not (value is None or isinstance(value, Mapping) or np.ndim(value) == 0):
-                raise TypeError(
-                    f"{name} must be None, a number or a dict of per-feature bounds, got {value!r}."
-                )
-        low, high = self.clip_value_min, self.clip_value_max
-        if (
-            low is not None
-            and high is not None
-            and not isinstance(low, Mapping)
-            and not isinstance(high, Mapping)
-        ):
-            if float(low) > float(high):
-                raise ValueError(f"clip_value_min={low!r} exceeds clip_value_max={high!r}.")
-
-    def get_config(self) -> dict[str, Any]:
-        """The fields as a plain dict (for Keras serialisation)."""
-        return dataclasses.asdict(self)
 
 
 def _leaf_keys(features: Any) -> list[Any]:
@@ -101,6 +33,11 @@ def _leaf_bounds(value: ClipValue, features: Any, keys: list[Any], name: str) ->
     if value is None:
         return [None] * len(keys)
     if not isinstance(value, Mapping):
+        if np.ndim(value) != 0:
+            raise TypeError(
+                f"{name} must be None, a number or a dict of per-feature bounds for Keras features, "
+                f"got {value!r}."
+            )
         return [value] * len(keys)
     if not isinstance(features, Mapping):
         raise ValueError(f"{name} is a dict of per-feature bounds, but the features are not a dict.")

@@ -11,59 +11,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from hrcore.adversarial import AdvConfig
 from hrcore.geometry import canonical_norm, clip_to_bounds, project, steepest_ascent
-from hrcore.validation import check_nonnegative
 
-from .attacks import ball_start, check_steps
+from .attacks import ball_start
 from .modes import attack_mode
 
 Features = Tensor | Sequence[Tensor] | Mapping[str, Tensor]
-
-
-@dataclass(frozen=True)
-class AdvConfig:
-    """Hyper-parameters of adversarial regularisation (names and defaults of NSL's ``make_adv_reg_config``).
-
-    The perturbation is δ ← Π_{‖δ‖≤pgd_epsilon}(δ + adv_step_size·d(∇ℓ)), ``pgd_iterations`` times.
-
-    Attributes:
-        multiplier: Weight of the adversarial loss in the caller's total (not applied by
-            ``input_adversarial_loss``, as in NSL).
-        adv_step_size: Length of each perturbation step in the ``adv_grad_norm`` norm.
-        adv_grad_norm: "l2" (default), "infinity"/"linf" or "l1".
-        clip_value_min: Lower bound of perturbed features: a number (applied to every float feature) or a
-            structure matching the features (None entries: unbounded).
-        clip_value_max: Upper bound, likewise.
-        pgd_iterations: Number of steps (1: a single fast-gradient step).
-        pgd_epsilon: Radius of the joint ball the perturbation is projected onto; None: no projection.
-        random_init: Start uniformly in the pgd_epsilon ball (needs pgd_epsilon).
-    """
-
-    multiplier: float = 0.2
-    adv_step_size: float = 0.001
-    adv_grad_norm: str = "l2"
-    clip_value_min: Any = None
-    clip_value_max: Any = None
-    pgd_iterations: int = 1
-    pgd_epsilon: float | None = None
-    random_init: bool = False
-
-    def __post_init__(self) -> None:
-        check_nonnegative("multiplier", self.multiplier)
-        check_nonnegative("adv_step_size", self.adv_step_size)
-        canonical_norm(self.adv_grad_norm)
-        if check_steps(self.pgd_iterations) < 1:
-            raise ValueError(f"pgd_iterations must be >= 1, got {self.pgd_iterations!r}.")
-        if self.pgd_epsilon is not None:
-            check_nonnegative("pgd_epsilon", self.pgd_epsilon)
-        if self.random_init and self.pgd_epsilon is None:
-            raise ValueError("random_init=True draws the start inside the pgd_epsilon ball: set pgd_epsilon.")
 
 
 class _Structure:
