@@ -1,7 +1,7 @@
 """The HR and HD programs stated as conic programs in cvxpy and solved by Clarabel.
 
 This is the test oracle of the exact solver in ``hrcore.weights`` and the ``solver="cvxpy"`` option of
-``hrcore.solve``: slow, but a direct transcription of the math in DESIGN §2. cvxpy is imported inside the
+``hrcore.solve``: slow, but a direct transcription of the programs' math. cvxpy is imported inside the
 functions that need it, so ``import hrcore`` stays fast and works without the ``reference`` extra.
 
 Both programs are affine-equivariant, so they are solved on the normalised distances

@@ -43,7 +43,7 @@ def kl(first: np.ndarray, second: np.ndarray) -> float:
 def kl_ball_dual(values: np.ndarray, weights: np.ndarray, r: float, floor: float) -> tuple[float, float]:
     """The 1-D dual of max{E_p v : KL(w‖p) ≤ r}: min over η ≥ floor of η − e^{−r} Π (η − v_i)^{w_i}.
 
-    DESIGN §3's lemma, independent of any conic solver. Returns the minimum and the minimiser η*, found by
+    The KL-ball lemma, independent of any conic solver. Returns the minimum and the minimiser η*, found by
     bounded Brent on an interval that contains it.
     """
     support = weights > 0
@@ -53,7 +53,7 @@ def kl_ball_dual(values: np.ndarray, weights: np.ndarray, r: float, floor: float
         with np.errstate(divide="ignore"):
             return eta - math.exp(-r + float(weights @ np.log(np.maximum(eta - values, 0.0))))
 
-    # The minimiser lies below floor + E_w(floor − v)/expm1(r) (DESIGN §3's bracket); pad it generously.
+    # The minimiser lies below floor + E_w(floor − v)/expm1(r); pad it generously.
     spread = floor - values.min()
     upper = floor + 2.0 * float(weights @ (floor - values)) / math.expm1(r) + spread
     result = scipy_optimize.minimize_scalar(
@@ -128,7 +128,7 @@ def test_hd_value_is_the_maximum_once_alpha_covers_every_lower_sample() -> None:
 
 
 def test_hr_value_is_the_maximum_exactly_when_the_binary_kl_fits() -> None:
-    # HR reaches V = M iff kl(b‖α) ≤ r with b = 1 − m/N (DESIGN §3): here b = 1/2, α = 0.2.
+    # HR reaches V = M iff kl(b‖α) ≤ r with b = 1 − m/N: here b = 1/2, α = 0.2.
     b, alpha = 0.5, 0.2
     boundary = b * math.log(b / alpha) + (1 - b) * math.log((1 - b) / (1 - alpha))
     above = solve([1.0, 2.0], alpha=alpha, r=boundary + 0.05, ambiguity="HR")

@@ -1,4 +1,4 @@
-"""Parameter-mismatch loss: gradient semantics of DESIGN §6, the box, β = 0, buffers, the mismatch curve."""
+"""Parameter-mismatch loss: the stated gradient semantics, the box, β = 0, buffers, the mismatch curve."""
 
 from __future__ import annotations
 

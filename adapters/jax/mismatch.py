@@ -1,4 +1,4 @@
-"""Parameter-mismatch adversarial training in JAX (Büchel, Faber, Muir 2021), DESIGN §6.
+"""Parameter-mismatch adversarial training in JAX (Büchel, Faber, Muir 2021).
 
 The attack runs on stop_gradient(Θ) inside one ``lax`` loop, so reverse mode never differentiates it and the
 compiled program does not grow with the number of attack steps. The work happens in a module-level ``jax.jit``

@@ -1,7 +1,7 @@
 """Parameter-mismatch adversarial loss (Büchel et al.) for Keras models, through ``model.stateless_call``.
 
 Computes L = task(f(X, Θ̃), y) + β·mismatch(f(X, Θ*), f(X, Θ)) with Θ̃ = Θ + sg(|Θ|⊙σ_fwd⊙R) and
-Θ* = Θ + |Θ|⊙sg(u), u from sign-gradient ascent on the mismatch loss in the box [−ζ, ζ] (DESIGN §6).
+Θ* = Θ + |Θ|⊙sg(u), u from sign-gradient ascent on the mismatch loss in the box [−ζ, ζ].
 The perturbed networks are evaluated on perturbed variable *values* (``stateless_call``), never by assigning
 into the variables, so the gradient keeps the (1 + sign(Θ)⊙u) factor of Θ* and the variables stay untouched.
 """

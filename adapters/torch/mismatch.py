@@ -1,4 +1,4 @@
-"""Parameter-mismatch adversarial training for PyTorch (Büchel et al. 2021; DESIGN §6).
+"""Parameter-mismatch adversarial training for PyTorch (Büchel et al. 2021).
 
 The model is evaluated at perturbed parameters with ``torch.func.functional_call``; the box and the ascent
 step are ``hrcore.geometry.mismatch_perturb``/``clip_mismatch``/``mismatch_step``. Forward passes at perturbed
