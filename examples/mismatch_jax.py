@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from hrcore.adapters.jax import mismatch_adversarial_loss, mismatch_curve
-from hrcore.evaluation import MismatchCurve
+from hrcore.evaluation import MismatchCurve, robustness_table
 from hrcore.plot import plot_robustness_curves
 
 Params = dict[str, jax.Array]
@@ -232,13 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, MismatchCurve]:
     curves = {name: mismatch_curve(evaluate, p, LEVELS, draws=draws, key=key) for name, p in trained.items()}
 
     print(f"\ntest MSE under mismatch Θ + |Θ|ζN(0,1), mean ± std over {draws} draws")
-    print(f"{'ζ':>5} | {'robust':>21} | {'standard':>21} | standard/robust")
-    for i, level in enumerate(LEVELS):
-        rob, std = curves["robust"], curves["standard"]
-        print(
-            f"{level:5.1f} | {rob.mean[i]:9.4g} ± {rob.std[i]:9.3g} | "
-            f"{std.mean[i]:9.4g} ± {std.std[i]:9.3g} | {std.mean[i] / rob.mean[i]:6.2f}"
-        )
+    print(robustness_table(curves, ratio=("standard", "robust")))
     print(
         "published (20 draws) at ζ = 0 / 0.3 / 0.6: robust "
         + " / ".join(f"{v:.4g}" for v in PUBLISHED["robust"])

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from hrcore.adapters.torch import MismatchCurve, mismatch_adversarial_loss, mismatch_curve
+from hrcore.evaluation import robustness_table
 from hrcore.plot import plot_robustness_curves
 
 LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -208,13 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, MismatchCurve]:
         curves[name] = mismatch_curve(test_loss, net, LEVELS, draws=draws, key=args.seed + 1)
 
     print(f"\ntest MSE under mismatch Θ + |Θ|ζN(0,1), mean ± std over {draws} draws")
-    print(f"{'ζ':>5} | {'robust':>21} | {'standard':>21} | standard/robust")
-    for i, level in enumerate(LEVELS):
-        rob, std = curves["robust"], curves["standard"]
-        print(
-            f"{level:5.1f} | {rob.mean[i]:9.4g} ± {rob.std[i]:9.3g} | "
-            f"{std.mean[i]:9.4g} ± {std.std[i]:9.3g} | {std.mean[i] / rob.mean[i]:6.2f}"
-        )
+    print(robustness_table(curves, ratio=("standard", "robust")))
     print(
         "published (300 epochs, 20 draws) at ζ = 0 / 0.3 / 0.6: robust "
         + " / ".join(f"{v:.4g}" for v in PUBLISHED["robust"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -91,3 +91,38 @@ def summarize_draws(
     if table.ndim != 2 or table.shape[0] != grid.size or table.shape[1] == 0:
         raise ValueError(f"values must have shape (levels={grid.size}, draws>0), got {table.shape}.")
     return MismatchCurve(grid, table.mean(axis=1), table.std(axis=1))
+
+
+def robustness_table(
+    curves: Mapping[str, MismatchCurve], ratio: tuple[str, str] | None = None, level_name: str = "ζ"
+) -> str:
+    """A text table of several robustness curves on the same levels, with an optional ratio column.
+
+    Prints mean ± std per level for each curve and, for ratio = (a, b), the quotient mean_a/mean_b.
+
+    Args:
+        curves: Label -> curve; all on the same levels.
+        ratio: Optional (numerator, denominator) labels for a last column.
+        level_name: Heading of the level column.
+
+    Returns:
+        The table, one line per level after a header line.
+
+    Raises:
+        ValueError: If the curves do not share their levels.
+    """
+    labels = list(curves)
+    levels = curves[labels[0]].levels
+    if any(not np.array_equal(curve.levels, levels) for curve in curves.values()):
+        raise ValueError("robustness_table needs curves evaluated on the same levels.")
+    header = f"{level_name:>5} | " + " | ".join(f"{label:>21}" for label in labels)
+    if ratio is not None:
+        header += f" | {ratio[0]}/{ratio[1]}"
+    lines = [header]
+    for i, level in enumerate(levels):
+        cells = " | ".join(f"{curves[label].mean[i]:9.4g} ± {curves[label].std[i]:9.3g}" for label in labels)
+        line = f"{level:5.2f} | {cells}"
+        if ratio is not None:
+            line += f" | {curves[ratio[0]].mean[i] / curves[ratio[1]].mean[i]:6.2f}"
+        lines.append(line)
+    return "\n".join(lines)

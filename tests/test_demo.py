@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from example_runs import run_example
 from frameworks import require
 
 require("torch")
 require("sklearn")
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def run(script: str, *args: str, cwd: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), "--quick", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
 
 def test_demo_prints_the_comparison_and_writes_the_plot(tmp_path: Path) -> None:
-    out = run("demo.py", "--out", str(tmp_path / "demo.png"), cwd=tmp_path)
+    out = run_example("demo.py", "--out", str(tmp_path / "demo.png"), cwd=tmp_path)
     for row in ("ERM", "HR α", "HR r", "HR + ε"):
         assert f"\n{row} " in out
     assert "cert 0-1" in out and "test 0-1" in out
@@ -36,6 +20,6 @@ def test_demo_prints_the_comparison_and_writes_the_plot(tmp_path: Path) -> None:
 
 
 def test_certificate_example_compares_bound_and_untouched_error(tmp_path: Path) -> None:
-    out = run("certificate.py", cwd=tmp_path)
+    out = run_example("certificate.py", cwd=tmp_path)
     assert out.count("E_test[loss] <=") == 2
     assert "untouched test digits" in out

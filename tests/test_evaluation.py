@@ -74,3 +74,17 @@ def test_adapters_folder_refuses_a_top_level_import() -> None:
     result = run_python("import adapters", cwd=ROOT)
     assert result.returncode != 0
     assert "hrcore.adapters" in result.stderr
+
+
+def test_robustness_table_lists_each_level_with_the_ratio() -> None:
+    from hrcore.evaluation import robustness_table
+
+    robust = summarize_draws([0.0, 0.3], [[1.0, 1.0], [2.0, 4.0]])
+    standard = summarize_draws([0.0, 0.3], [[0.5, 0.5], [6.0, 6.0]])
+    lines = robustness_table(
+        {"robust": robust, "standard": standard}, ratio=("standard", "robust")
+    ).splitlines()
+    assert len(lines) == 3 and lines[0].endswith("standard/robust")
+    assert lines[2].split("|")[-1].strip() == "2.00"
+    with pytest.raises(ValueError, match="same levels"):
+        robustness_table({"a": robust, "b": summarize_draws([0.0, 0.5], [[1.0], [1.0]])})

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from example_runs import run_example
 from frameworks import require
 
 require("jax")
 require("optax")
 require("sklearn")
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
 
 def _run(script: str, tmp_path: Path) -> str:
     plot = tmp_path / f"{script}.png"
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / f"{script}.py"), "--quick", "--out", str(plot)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={**os.environ, "MPLBACKEND": "Agg"},
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    output = run_example(f"{script}.py", "--out", str(plot), cwd=tmp_path, timeout=120)
     assert plot.stat().st_size > 1000
-    return result.stdout
+    return output
 
 
 @pytest.mark.slow

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from example_runs import run_example
 from frameworks import require
 
 require("tensorflow")
 require("keras")
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def run_example(name: str, *arguments: str, cwd: Path) -> str:
-    environment = {**os.environ, "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "1"}
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), "--quick", *arguments],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert "Traceback" not in result.stderr
-    return result.stdout
 
 
 def table_after(output: str, header: str, width: int) -> dict[str, list[str]]:

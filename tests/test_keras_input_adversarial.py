@@ -278,23 +278,6 @@ def test_errors():
         input_adversarial_loss(x, y, model, loss_fn, adv_config={"adv_step_size": 0.1})
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"adv_step_size": -1.0}, ValueError, "adv_step_size"),
-        ({"multiplier": float("nan")}, ValueError, "multiplier"),
-        ({"adv_grad_norm": "l3"}, ValueError, "norm must be one of"),
-        ({"pgd_iterations": 0}, ValueError, "pgd_iterations must be >= 1"),
-        ({"pgd_iterations": 2.0}, TypeError, "pgd_iterations must be an integer"),
-        ({"random_init": True}, ValueError, "needs pgd_epsilon"),
-        ({"clip_value_min": 1.0, "clip_value_max": 0.0}, ValueError, "exceeds clip_value_max"),
-    ],
-)
-def test_adv_config_validation(kwargs, error, match):
-    with pytest.raises(error, match=match):
-        AdvConfig(**kwargs)
-
-
 def test_keras_features_take_scalar_or_per_key_bounds_only():
     x, y, w = _regression(0)
     config = AdvConfig(adv_step_size=0.1, clip_value_min=[0.0, 1.0])
