@@ -30,7 +30,7 @@ class GroupSolution(NamedTuple):
     removed_mass: float
 
 
-def trim_top(mass: np.ndarray, amount: float) -> np.ndarray:
+def trim_top(mass: np.ndarray, amount: float) -> tuple[np.ndarray, int]:
     """Remove mass from the groups with the largest d (lowest losses) first.
 
     Computes mass_g − clip(amount − Σ_{h>g} mass_h, 0, mass_g): whole groups from the top, then a partial cut
@@ -38,13 +38,21 @@ def trim_top(mass: np.ndarray, amount: float) -> np.ndarray:
 
     Args:
         mass: Group masses (K,), ascending d.
-        amount: Mass to remove (≤ Σ mass).
+        amount: Mass to remove (< Σ mass).
 
     Returns:
-        The remaining masses (K,).
+        (the remaining masses (K,), the number of leading groups that keep mass).
     """
-    above = np.cumsum(mass[::-1])[::-1] - mass
-    return mass - np.clip(amount - above, 0.0, mass)
+    tail = mass[::-1].cumsum()  # tail[j]: the mass of the j + 1 groups with the largest d
+    removed = int(tail.searchsorted(amount, side="right"))  # groups the amount covers whole
+    kept = mass.copy()
+    size = mass.size - removed
+    if size == 0:  # the amount covers everything (up to rounding)
+        kept[:] = 0.0
+        return kept, 0
+    kept[size:] = 0.0  # exact zeros: no rounding sliver is left behind
+    kept[size - 1] = tail[removed] - amount  # > 0: the first tail mass above the amount
+    return kept, size
 
 
 def _rest(mass: np.ndarray) -> float:
@@ -54,12 +62,12 @@ def _rest(mass: np.ndarray) -> float:
 
 def _start(values: np.ndarray, weights: np.ndarray, r: float) -> float:
     # For small r the KL ball behaves like a χ² ball: u* ≈ σ/√(2r) in normalised units.
-    mean = float(weights @ values)
-    variance = float(weights @ (values - mean) ** 2)
+    centred = values - float(weights @ values)
+    variance = float(weights @ (centred * centred))
     return math.exp(0.5 * (math.log(variance) - math.log(2.0 * r))) if variance > 0.0 else 1.0
 
 
-def solve_hd(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> GroupSolution:
+def solve_hd(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: float) -> GroupSolution:
     """The HD program: poison P̂ first, then the KL ball around the poisoned distribution.
 
     Solves min E_p[d] s.t. KL(q*‖p) ≤ r, where q* moves a = min(α, 1 − m/N) of P̂'s mass from the largest d
@@ -68,51 +76,70 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
     Args:
         values: Distinct normalised losses d (K,), ascending, in [0, 1].
         counts: Samples per value (K,).
+        n: The number of samples, Σ counts.
         alpha: Poisoning fraction α ∈ [0, 1).
         r: KL radius r ≥ 0.
 
     Returns:
         The grouped maximiser.
     """
-    n = int(counts.sum())
-    at_worst = int(counts[0]) if values[0] == 0.0 else 0
+    merged = values[0] == 0.0
+    at_worst = int(counts[0]) if merged else 0
     movable = (n - at_worst) / n
     moved = min(alpha, movable)
-    poisoned = trim_top(counts / n, moved)
+    mass = counts / n
     if alpha >= movable:
-        poisoned[values > 0.0] = 0.0  # exact zeros: rounding in trim_top must not leave a sliver behind
-        return GroupSolution(poisoned, moved, moved)
+        mass[values > 0.0] = 0.0  # every sample below the maximum goes, exactly
+        return GroupSolution(mass, moved, moved)
+    poisoned, size = trim_top(mass, moved)
     if r == 0.0:
         return GroupSolution(poisoned, moved, moved)
 
-    # The worst atom is one more atom at d = 0 with mass `moved`; atoms without mass drop out of the dual.
-    support = poisoned > 0.0
-    atom_values = np.append(values[support], 0.0)
-    atom_mass = np.append(poisoned[support], moved)
-    group_mass = np.zeros_like(poisoned)
-    if atom_mass[-1] == 0.0 and atom_values[0] > 0.0:
-        boundary = _boundary(atom_values[:-1], atom_mass[:-1], r)
-        if boundary is not None:
-            group_mass[support] = boundary
-            return GroupSolution(group_mass, _rest(boundary), moved)
+    # Atoms without mass drop out of the dual. The worst atom sits at d = 0: with the samples at the maximum
+    # it is one atom of the dual (equal d, so p splits it in proportion to q), else one more in front.
+    if merged:
+        atom_values = values[:size]
+        atom_mass = poisoned[:size].copy()
+        atom_mass[0] += moved
+    else:
+        if moved == 0.0:
+            boundary = _boundary(values[:size], poisoned[:size], r)
+            if boundary is not None:
+                poisoned[:size] = boundary
+                return GroupSolution(poisoned, _rest(boundary), moved)
+        atom_values = np.concatenate(([0.0], values[:size]))
+        atom_mass = np.concatenate(([moved], poisoned[:size]))
 
     log_r = math.log(r)
-    largest = float(atom_values.max())
+    largest = float(atom_values[-1])
+    rows = np.empty((6, atom_values.size))
+    excess = rows[5]
 
-    def state(u: float) -> tuple[float, float]:
-        return dual_gradient(atom_mass, atom_values / u, log_r, largest / u)[:2]
+    def state(u: float) -> tuple[float, float, float]:
+        np.divide(atom_values, u, out=excess)
+        return dual_gradient(atom_mass, excess, log_r, largest / u, rows[:5], curvature=True)[:3]
 
+    group_mass = np.zeros(values.size)
     try:
         u = find_root(state, _start(atom_values, atom_mass, r))
     except RootBelowRange:
+        if merged:
+            # u* → 0 with mass at d = 0: p_g ∝ q_g/(u* + d_g) concentrates on d = 0, in proportion to q.
+            group_mass[0] = float(poisoned[0]) / float(atom_mass[0])
+            return GroupSolution(group_mass, moved / float(atom_mass[0]), moved)
         # A worst atom of negligible mass (e.g. α = 1e-200): the boundary solution is its exact limit.
-        values_kept, mass_kept = atom_values[:-1], atom_mass[:-1]
-        group_mass[support] = math.exp(-r + float(mass_kept @ np.log(values_kept))) * mass_kept / values_kept
+        values_kept, mass_kept = atom_values[1:], atom_mass[1:]
+        group_mass[:size] = math.exp(-r + float(mass_kept @ np.log(values_kept))) * mass_kept / values_kept
         return GroupSolution(group_mass, _rest(group_mass), moved)
     p = atom_mass / (1.0 + atom_values / u)
     p /= p.sum()  # Σp = e^{H(u*)} = 1 at the root; renormalising removes the last rounding
-    group_mass[support] = p[:-1]
-    return GroupSolution(group_mass, float(p[-1]), moved)
+    if merged:
+        group_mass[:size] = p
+        top = float(p[0]) / float(atom_mass[0])
+        group_mass[0] = top * float(poisoned[0])
+        return GroupSolution(group_mass, top * moved, moved)
+    group_mass[:size] = p[1:]
+    return GroupSolution(group_mass, float(p[0]), moved)
 
 
 def _boundary(values: np.ndarray, mass: np.ndarray, r: float) -> np.ndarray | None:
@@ -155,10 +182,10 @@ class _HRDual:
     are scaled by u (ŷ = 1 + d/u) for u > 0, and taken as d itself at the boundary u = 0.
     """
 
-    def __init__(self, values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> None:
+    def __init__(self, values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: float) -> None:
         self.values = values
         self.counts = counts
-        self.n = int(counts.sum())
+        self.n = n
         self.weights = counts / self.n
         self.above = self.n - np.cumsum(counts)
         self.above_list = self.above.tolist()
@@ -173,6 +200,7 @@ class _HRDual:
         self.r = r
         self.log_r = math.log(r)
         self.largest = float(values[-1])
+        self.rows = np.empty((5, values.size))
 
     def cap(self, log_ratio: np.ndarray) -> _Cap:
         """e*(u) from the log-positions log ŷ_g of the groups."""
@@ -197,19 +225,19 @@ class _HRDual:
             cap_log = min(max(cap_log, float(log_ratio[first - 1])), log_first)
         return _Cap(first, kink, math.expm1(cap_log), cap_log)
 
-    def gradient(self, u: float) -> tuple[float, float]:
-        """(log(H + r) − log r, its t-derivative) for u > 0."""
+    def gradient(self, u: float) -> tuple[float, float, float]:
+        """(log(H + r) − log r, its t-derivative, NaN for an unknown curvature) for u > 0."""
         excess = self.values / u
         cap = self.cap(np.log1p(excess))
         excess[cap.first :] = cap.excess
-        value, slope, a = dual_gradient(self.weights, excess, self.log_r, self.largest / u)
+        value, slope, _, a = dual_gradient(self.weights, excess, self.log_r, self.largest / u, self.rows)
         if not cap.kink and math.isfinite(value):
             # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope
             # of H (divided by H + r = r·e^F for the slope of F).
             share = (self.above_list[cap.first] + self.counts_list[cap.first]) / self.n
             gap = cap.excess / (1.0 + cap.excess) - (1.0 - a)
             slope += share * gap * gap / ((1.0 - share) * a) / math.exp(value + self.log_r)
-        return value, slope
+        return value, slope, math.nan
 
     def q(self, u: float) -> np.ndarray:
         """The KL-ball maximiser q_g ∝ w_g/ŷ_g on the capped atoms, normalised (interior root u > 0)."""
@@ -233,7 +261,7 @@ class _HRDual:
         return math.exp(-self.r + float(self.weights @ np.log(capped))) * self.weights / capped
 
 
-def solve_hr(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> GroupSolution:
+def solve_hr(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: float) -> GroupSolution:
     """The HR program: the KL ball around P̂ first, then poison at most α of the result.
 
     Solves min_{e,u ≥ 0} αe + u − e^{−r}exp((1/N)Σ log(u + min(d_i, e))); then q_i ∝ 1/(u* + min(d_i, e*)) and
@@ -242,13 +270,13 @@ def solve_hr(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
     Args:
         values: Distinct normalised losses d (K,), ascending, in [0, 1].
         counts: Samples per value (K,).
+        n: The number of samples, Σ counts.
         alpha: Poisoning fraction α ∈ (0, 1).
         r: KL radius r > 0.
 
     Returns:
         The grouped maximiser.
     """
-    n = int(counts.sum())
     at_worst = int(counts[0]) if values[0] == 0.0 else 0
     movable = (n - at_worst) / n
     worst_group = values == 0.0
@@ -264,12 +292,12 @@ def solve_hr(values: np.ndarray, counts: np.ndarray, alpha: float, r: float) -> 
             group_mass[worst_group] = counts[worst_group] / at_worst * (1.0 - alpha)
         return GroupSolution(group_mass, _rest(group_mass), alpha)
 
-    dual = _HRDual(values, counts, alpha, r)
+    dual = _HRDual(values, counts, n, alpha, r)
     q = dual.boundary_q() if values[0] > 0.0 else None
     if q is None:
         try:
             q = dual.q(find_root(dual.gradient, _start(values, dual.weights, r)))
         except RootBelowRange:
             q = dual.boundary_q(force=True)
-    kept = trim_top(q, alpha)
+    kept, _ = trim_top(q, alpha)
     return GroupSolution(kept, _rest(kept), alpha)

@@ -7,6 +7,8 @@ any framework's robust loss is Σ stop_gradient(w_i)·ℓ_i.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hrcore.programs import solve_hd, solve_hr
@@ -68,39 +70,57 @@ def solve(
     if solver != "exact":
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
 
-    values = as_loss_array(losses, mask)
-    included = as_mask(mask, values.size)
-    kept = values if included is None else values[included]
-    bound = check_upper_bound(upper_bound, float(kept.max()))
-    worst_value = float(kept.max()) if bound is None else bound
-    spread = worst_value - float(kept.min())
+    values = None
+    if mask is None and type(losses) is np.ndarray and losses.dtype == np.float64 and losses.ndim == 1:
+        # The common call, a float64 vector: max and min propagate NaN and ±inf, so finite extremes prove
+        # the batch finite without as_loss_array's copy and pass (which raises the message otherwise).
+        kept = losses
+        if kept.size:
+            top, bottom = float(kept.max()), float(kept.min())
+            if math.isfinite(top) and math.isfinite(bottom):
+                values, included = kept, None
+    if values is None:
+        values = as_loss_array(losses, mask)
+        included = as_mask(mask, values.size)
+        kept = values if included is None else values[included]
+        top, bottom = float(kept.max()), float(kept.min())
+    bound = check_upper_bound(upper_bound, top)
+    worst_value = top if bound is None else bound
+    spread = worst_value - bottom
 
     if spread == 0.0:
         # Every included loss equals the worst atom: any p gives V = M; the canonical choice is uniform.
         group_mass, worst_mass, removed = np.ones(1), 0.0, 0.0
-        inverse, counts, normalised = np.zeros(kept.size, dtype=np.intp), np.array([kept.size]), np.zeros(1)
+        counts, normalised = np.array([kept.size]), np.zeros(1)
+        order, inverse = np.arange(kept.size), np.zeros(kept.size, dtype=np.intp)
     else:
         # Affine equivariance: work on d = (M − ℓ)/S ∈ [0, 1] so nothing can overflow and ties stay exact.
-        normalised, counts, inverse = group_ties((worst_value - kept) / spread)
+        distances = worst_value - kept
+        distances /= spread
+        normalised, counts, order, inverse = group_ties(distances)
         # Below this radius the KL term moves V by less than S·√(2r) ≈ 1e-16·S, under float64 resolution,
         # while u* ≈ σ/√(2r) would overflow: such an r is solved as r = 0.
         radius = r if r >= NEGLIGIBLE_RADIUS else 0.0
         program = solve_hd if ambiguity == "HD" or alpha == 0.0 or radius == 0.0 else solve_hr
-        group_mass, worst_mass, removed = program(normalised, counts, alpha, radius)
+        group_mass, worst_mass, removed = program(normalised, counts, kept.size, alpha, radius)
 
     value = worst_value - spread * float(group_mass @ normalised)
-    folded = group_mass
-    if bound is None and worst_mass > 0.0:
-        # Group 0 holds exactly the samples tied at the maximum (d = 0): they take the worst atom's mass.
-        folded = group_mass.copy()
-        folded[0] += worst_mass
-    sample_weights, weights = np.zeros(values.size), np.zeros(values.size)
-    if included is None:
-        sample_weights[:] = (group_mass / counts)[inverse]
-        weights[:] = (folded / counts)[inverse]
+    if inverse is None:  # no ties: one sample per group, in the order of `order`
+        sample_weights = np.empty(kept.size)
+        sample_weights[order] = group_mass
     else:
-        sample_weights[included] = (group_mass / counts)[inverse]
-        weights[included] = (folded / counts)[inverse]
+        sample_weights = (group_mass / counts)[inverse]
+    weights = sample_weights.copy()
+    if bound is None and worst_mass > 0.0:
+        # Group 0 holds exactly the samples tied at the maximum (d = 0, the first counts[0] in sorted order):
+        # they take the worst atom's mass.
+        top_group = int(counts[0])
+        if top_group == 1:
+            weights[order[0]] += worst_mass
+        else:
+            weights[order[:top_group]] += worst_mass / top_group
+    if included is not None:
+        sample_weights, weights = _scatter(sample_weights, included), _scatter(weights, included)
     return HRSolution(
         weights=weights,
         sample_weights=sample_weights,
@@ -116,26 +136,35 @@ def solve(
     )
 
 
-def group_ties(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct values in ascending order, their multiplicities, and each entry's group.
+def group_ties(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Distinct values in ascending order, their multiplicities, the sorting order, and each entry's group.
 
-    Computes the same as ``np.unique(distances, return_counts=True, return_inverse=True)``, with a fast path
-    for the common batch without ties.
+    Computes values = unique(d), counts, order = argsort(d), and inverse with values[inverse] == d; inverse is
+    None when no two entries tie (then group g is the single entry order[g]), the common case.
 
     Args:
         distances: Normalised losses d (n,).
 
     Returns:
-        (values (K,), counts (K,), inverse (n,)) with values[inverse] == distances.
+        (values (K,), counts (K,), order (n,), inverse (n,) or None).
     """
-    order = np.argsort(distances)
+    order = distances.argsort()
     ordered = distances[order]
-    if ordered.size > 1 and not np.any(ordered[1:] == ordered[:-1]):
-        inverse = np.empty(ordered.size, dtype=np.intp)
-        inverse[order] = np.arange(ordered.size)
-        return ordered, np.ones(ordered.size, dtype=np.intp), inverse
-    values, inverse, counts = np.unique(distances, return_inverse=True, return_counts=True)
-    return values, counts, inverse
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return ordered, np.ones(ordered.size, dtype=np.intp), order, None
+    starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    counts = np.diff(starts, append=ordered.size)
+    inverse = np.empty(ordered.size, dtype=np.intp)
+    inverse[order] = np.cumsum(np.concatenate(([0], ~same)))
+    return ordered[starts], counts, order, inverse
+
+
+def _scatter(kept: np.ndarray, included: np.ndarray) -> np.ndarray:
+    """Per-sample values of the included entries placed in a zero vector of the full batch."""
+    full = np.zeros(included.size)
+    full[included] = kept
+    return full
 
 
 def hr_weights(
