@@ -142,7 +142,11 @@ def boundary_value(weights: np.ndarray, values: np.ndarray, r: float) -> float:
     return -r + float(weights @ np.log(values)) + math.log(float((weights / values).sum()))
 
 
-def find_root(state: Callable[[float], tuple[float, float, float]], u_start: float) -> float:
+def find_root(
+    state: Callable[[float], tuple[float, float, float]],
+    u_start: float,
+    smooth_to: Callable[[float], bool] | None = None,
+) -> float:
     """Root of a decreasing function F(u) on u > 0, by safeguarded Halley/Newton steps in t = log u.
 
     Solves F(e^t) = 0 given dF/dt and, where known, d²F/dt²; keeps a bracket [lo, hi] with F(lo) > 0 > F(hi),
@@ -152,6 +156,8 @@ def find_root(state: Callable[[float], tuple[float, float, float]], u_start: flo
     Args:
         state: u -> (F(u), dF/dt(u), d²F/dt²(u) or NaN where unknown).
         u_start: A first guess (> 0).
+        smooth_to: For a piecewise F: u -> whether F is smooth between the last evaluated point and u, asked
+            before a Halley step is taken as the last one (its cubic error bound needs F'' continuous there).
 
     Returns:
         u* > 0.
@@ -189,7 +195,9 @@ def find_root(state: Callable[[float], tuple[float, float, float]], u_start: flo
             if low < t + step < high:
                 if abs(step) <= tolerance:
                     # Quadratic (cubic) convergence: the step after this one would be below rounding.
-                    return math.exp(t + step)
+                    u = math.exp(t + step)
+                    if tolerance != _HALLEY_TOLERANCE or smooth_to is None or smooth_to(u):
+                        return u
                 t += step
                 continue
         if math.isfinite(low) and math.isfinite(high):

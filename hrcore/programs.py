@@ -200,7 +200,10 @@ class _HRDual:
         self.r = r
         self.log_r = math.log(r)
         self.largest = float(values[-1])
-        self.rows = np.empty((5, values.size))
+        self.rows = np.empty((7, values.size))
+        self.excess, self.log_ratio = self.rows[5], self.rows[6]
+        self.piece: tuple[int, bool] = (-1, False)
+        self.final = math.nan
 
     def cap(self, log_ratio: np.ndarray) -> _Cap:
         """e*(u) from the log-positions log ŷ_g of the groups."""
@@ -225,26 +228,44 @@ class _HRDual:
             cap_log = min(max(cap_log, float(log_ratio[first - 1])), log_first)
         return _Cap(first, kink, math.expm1(cap_log), cap_log)
 
-    def gradient(self, u: float) -> tuple[float, float, float]:
-        """(log(H + r) − log r, its t-derivative, NaN for an unknown curvature) for u > 0."""
-        excess = self.values / u
-        cap = self.cap(np.log1p(excess))
+    def capped(self, u: float) -> _Cap:
+        """Fill ``self.excess`` with min(d, e*)/u for u > 0 and return the cap."""
+        excess = np.divide(self.values, u, out=self.excess)
+        cap = self.cap(np.log1p(excess, out=self.log_ratio))
         excess[cap.first :] = cap.excess
-        value, slope, _, a = dual_gradient(self.weights, excess, self.log_r, self.largest / u, self.rows)
+        return cap
+
+    def gradient(self, u: float) -> tuple[float, float, float]:
+        """(log(H + r) − log r, and its first two t-derivatives, the second NaN off a kink) for u > 0."""
+        cap = self.capped(u)
+        self.piece = (cap.first, cap.kink)
+        # At a kink e* = d_J stays put as u moves: the atoms are fixed and F'' is the fixed-atom one.
+        value, slope, bend, a = dual_gradient(
+            self.weights, self.excess, self.log_r, self.largest / u, self.rows[:5], curvature=cap.kink
+        )
         if not cap.kink and math.isfinite(value):
             # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope
             # of H (divided by H + r = r·e^F for the slope of F).
             share = (self.above_list[cap.first] + self.counts_list[cap.first]) / self.n
             gap = cap.excess / (1.0 + cap.excess) - (1.0 - a)
             slope += share * gap * gap / ((1.0 - share) * a) / math.exp(value + self.log_r)
-        return value, slope, math.nan
+        return value, slope, bend
+
+    def same_piece(self, u: float) -> bool:
+        """Whether e*(u) lies on the piece of the last ``gradient`` call (then F is smooth in between).
+
+        e*(u) is nondecreasing in u (f_eu ≤ 0), so each piece is an interval of u: agreeing ends suffice.
+        """
+        cap = self.capped(u)
+        self.final = u
+        return (cap.first, cap.kink) == self.piece
 
     def q(self, u: float) -> np.ndarray:
         """The KL-ball maximiser q_g ∝ w_g/ŷ_g on the capped atoms, normalised (interior root u > 0)."""
-        excess = self.values / u
-        cap = self.cap(np.log1p(excess))
-        excess[cap.first :] = cap.excess
-        q = self.weights / (1.0 + excess)
+        if u != self.final:
+            self.capped(u)
+        q = np.add(self.excess, 1.0, out=self.excess)
+        np.divide(self.weights, q, out=q)
         return q / q.sum()  # Σq = e^{H(u*)} = 1 at the root: an interior q has no mass on the worst atom
 
     def boundary_q(self, force: bool = False) -> np.ndarray | None:
@@ -296,7 +317,7 @@ def solve_hr(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: fl
     q = dual.boundary_q() if values[0] > 0.0 else None
     if q is None:
         try:
-            q = dual.q(find_root(dual.gradient, _start(values, dual.weights, r)))
+            q = dual.q(find_root(dual.gradient, _start(values, dual.weights, r), dual.same_piece))
         except RootBelowRange:
             q = dual.boundary_q(force=True)
     kept, _ = trim_top(q, alpha)
