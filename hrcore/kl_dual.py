@@ -58,12 +58,27 @@ def _psi(m: float, a: float) -> float:
     return total * m
 
 
+class Scratch:
+    """Work rows for ``dual_gradient`` over K atoms, allocated once per solve and overwritten by each call.
+
+    Holds the (7, K) block and named views of its rows: 1/(1+x), x/(1+x), φ(x), the centred spread, its
+    square, and two rows for the caller (the excess x and the log-positions log(1+x)).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.block = np.empty((7, size))
+        self.inverse, self.share, self.phi, self.centred, self.square = self.block[:5]
+        self.excess, self.log_ratio = self.block[5:]
+        self.sums = self.block[:3]
+        self.moments = self.block[3:5]
+
+
 def dual_gradient(
     weights: np.ndarray,
     excess: np.ndarray,
     log_r: float,
     largest: float,
-    rows: np.ndarray,
+    rows: Scratch,
     curvature: bool = False,
 ) -> tuple[float, float, float, float]:
     """The root function F = log(H + r) − log r and its first two derivatives in t = log u, for fixed atoms.
@@ -79,13 +94,13 @@ def dual_gradient(
         excess: x = d/u (K,).
         log_r: log r of the KL radius r > 0.
         largest: max x (selects the series or the closed form of φ).
-        rows: Scratch space (5, K), overwritten: one allocation per solve instead of one per array per call.
+        rows: Work rows over the K atoms (overwritten), allocated once per solve.
         curvature: Whether to compute F'' (two more array operations); NaN otherwise.
 
     Returns:
         (F, dF/dt, d²F/dt², a).
     """
-    inverse, share, phi, centred, square = rows
+    inverse, share, phi, centred, square = rows.inverse, rows.share, rows.phi, rows.centred, rows.square
     np.add(excess, 1.0, out=inverse)
     np.divide(1.0, inverse, out=inverse)
     np.multiply(excess, inverse, out=share)
@@ -95,7 +110,7 @@ def dual_gradient(
     else:
         phi[:] = _phi_series(excess)
     # One matrix-vector product gives a, m and Σ w φ together.
-    a, m, spread = (rows[:3] @ weights).tolist()
+    a, m, spread = (rows.sums @ weights).tolist()
     # a = Σ w/(1+x) summed directly, not 1 − m: with mass near d = 0 and a tiny u, m rounds to 1 while a stays
     # exact. The spread y − m = a − 1/(1+x) is likewise taken from whichever side is small (T flips sign).
     if m <= 0.5:
@@ -111,7 +126,7 @@ def dual_gradient(
         value, slope = log_gap(gap, -variance / a, log_r)
         return value, slope, math.nan, a
     np.multiply(square, centred, out=centred)
-    skew, variance = (rows[3:] @ weights).tolist()
+    skew, variance = (rows.moments @ weights).tolist()
     value, slope = log_gap(gap, -variance / a, log_r)
     if gap <= 0.0:
         return value, slope, math.nan, a

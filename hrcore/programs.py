@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hrcore.kl_dual import RootBelowRange, boundary_value, dual_gradient, find_root
+from hrcore.kl_dual import RootBelowRange, Scratch, boundary_value, dual_gradient, find_root
 
 
 class GroupSolution(NamedTuple):
@@ -112,12 +112,12 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: fl
 
     log_r = math.log(r)
     largest = float(atom_values[-1])
-    rows = np.empty((6, atom_values.size))
-    excess = rows[5]
+    rows = Scratch(atom_values.size)
+    excess = rows.excess
 
     def state(u: float) -> tuple[float, float, float]:
         np.divide(atom_values, u, out=excess)
-        return dual_gradient(atom_mass, excess, log_r, largest / u, rows[:5], curvature=True)[:3]
+        return dual_gradient(atom_mass, excess, log_r, largest / u, rows, curvature=True)[:3]
 
     group_mass = np.zeros(values.size)
     try:
@@ -186,46 +186,49 @@ class _HRDual:
         self.values = values
         self.counts = counts
         self.n = n
-        self.weights = counts / self.n
-        self.above = self.n - np.cumsum(counts)
-        self.above_list = self.above.tolist()
+        self.weights = counts / n
+        above = n - counts.cumsum()
+        self.above_list = above.tolist()
         self.counts_list = counts.tolist()
-        self.untied = counts.size == self.n
-        with np.errstate(divide="ignore"):
-            # log(k_j/N) − r − log α, constant in u; −∞ where no sample lies above d_j.
-            self.offset = np.log(self.above / self.n) - r - math.log(alpha)
-        # log(k_j Q_j/α) = offset_j + prefix_j/N + (k_j/N − 1)·log ŷ_j, with prefix_j = Σ_{l≤j} n_l log ŷ_l.
-        self.coefficient = self.above / self.n - 1.0
+        self.untied = counts.size == n
+        self.rows = Scratch(values.size)
+        # N·log(k_j Q_j/α) = prefix_j + (k_j − N)·log ŷ_j − limit_j with prefix_j = Σ_{l≤j} n_l log ŷ_l and
+        # limit_j = N(r + log α − log(k_j/N)), constant in u; +∞ for the last group (no sample above it).
+        self.log_alpha_r = r + math.log(alpha)
+        self.coefficient = above - n
+        self.limit = np.empty(values.size)
+        self.limit[:-1] = n * (self.log_alpha_r + math.log(n)) - n * np.log(above[:-1])
+        self.limit[-1] = math.inf
         self.alpha = alpha
         self.r = r
         self.log_r = math.log(r)
         self.largest = float(values[-1])
-        self.rows = np.empty((7, values.size))
-        self.excess, self.log_ratio = self.rows[5], self.rows[6]
+        self.excess, self.log_ratio = self.rows.excess, self.rows.log_ratio
         self.piece: tuple[int, bool] = (-1, False)
         self.final = math.nan
 
     def cap(self, log_ratio: np.ndarray) -> _Cap:
         """e*(u) from the log-positions log ŷ_g of the groups."""
         n = self.n
-        prefix = np.cumsum(log_ratio if self.untied else self.counts * log_ratio)
-        # log(k_j Q_j / α): the right slope at d_j is ≥ 0 where this is ≤ 0 (it decreases in j).
-        log_right = self.offset + prefix / n + self.coefficient * log_ratio
-        first = int(np.argmax(log_right <= 0.0))
+        # The cap's work rows are free until the dual evaluation that follows it.
+        prefix = np.cumsum(log_ratio if self.untied else self.counts * log_ratio, out=self.rows.centred)
+        # N·log(k_j Q_j/α) + limit_j: the right slope at d_j is ≥ 0 where it is ≤ limit_j (first in j).
+        test = np.multiply(self.coefficient, log_ratio, out=self.rows.square)
+        test += prefix
+        first = int((test <= self.limit).argmax())
         above, here = self.above_list[first], self.counts_list[first]
         share = (above + here) / n
-        log_first = float(log_ratio[first])
-        prefix_first = float(prefix[first])
+        log_first = log_ratio.item(first)
+        prefix_first = prefix.item(first)
         kink = first == 0 or (
-            math.log(share) - self.r - math.log(self.alpha) + (prefix_first + above * log_first) / n
-            >= log_first
+            math.log(share) - self.log_alpha_r + (prefix_first + above * log_first) / n >= log_first
         )
         if kink:
             cap_log = log_first
         else:
             below = prefix_first - here * log_first  # prefix up to the previous group
-            cap_log = (below / n - self.r - math.log(self.alpha / share)) / (1.0 - share)
-            cap_log = min(max(cap_log, float(log_ratio[first - 1])), log_first)
+            cap_log = (below / n - self.log_alpha_r + math.log(share)) / (1.0 - share)
+            cap_log = min(max(cap_log, log_ratio.item(first - 1)), log_first)
         return _Cap(first, kink, math.expm1(cap_log), cap_log)
 
     def capped(self, u: float) -> _Cap:
@@ -241,7 +244,7 @@ class _HRDual:
         self.piece = (cap.first, cap.kink)
         # At a kink e* = d_J stays put as u moves: the atoms are fixed and F'' is the fixed-atom one.
         value, slope, bend, a = dual_gradient(
-            self.weights, self.excess, self.log_r, self.largest / u, self.rows[:5], curvature=cap.kink
+            self.weights, self.excess, self.log_r, self.largest / u, self.rows, curvature=cap.kink
         )
         if not cap.kink and math.isfinite(value):
             # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope
