@@ -134,7 +134,10 @@ def solve(
         normalised = _Normalised(q=q, p=p, status="optimal", iterations=0, tolerance=0.0)
     else:
         distances = (worst_value - kept) / scale
-        normalised = _solve_normalised(distances, alpha, r, ambiguity, tolerance, solver_options)
+        # Clarabel's scaling overflows on subnormal data, and an α below the smallest normal double moves V by
+        # under α·S ≈ 1e-308·S: such an α enters the conic program as 0.
+        budget = alpha if alpha >= np.finfo(float).tiny else 0.0
+        normalised = _solve_normalised(distances, budget, r, ambiguity, tolerance, solver_options)
     solution = _to_solution(normalised, values, kept, included, alpha, r, ambiguity, upper_bound, worst_value)
     if normalised.status != "optimal":
         raise ReferenceInaccurate(
