@@ -115,7 +115,7 @@ def _adversarial_loss(
 ) -> jax.Array:
     noise_key, attack_key = jax.random.split(rng_key)
     leaves, treedef = jax.tree_util.tree_flatten(parameters)
-    variants = [leaves]  # Θ first; then Θ* and, with forward noise, Θ̃
+    noisy_parameters = parameters
     if noise:
         chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
         draws = standard_normals(noise_key, leaves, selected)
@@ -124,13 +124,14 @@ def _adversarial_loss(
             leaf + jax.lax.stop_gradient(noisy_forward_std * jnp.abs(leaf) * draw)
             for leaf, draw in zip(chosen, draws, strict=True)
         ]
-        variants.append(replace_selected(leaves, selected, noisy))
+        noisy_parameters = jax.tree_util.tree_unflatten(treedef, replace_selected(leaves, selected, noisy))
+    task = task_loss(forward(noisy_parameters, inputs), target)
     if not robustness:
-        noisy_output = forward(jax.tree_util.tree_unflatten(treedef, variants[-1]), inputs)
-        return task_loss(noisy_output, target)
+        return task
+    # f(X, Θ) is evaluated once: differentiated in the loss, stop_gradient'ed as the attack's reference.
+    nominal = forward(parameters, inputs)
 
     def attack() -> list[jax.Array]:
-        nominal = jax.lax.stop_gradient(forward(parameters, inputs))
         return _attack_offsets(
             leaves, treedef, selected, forward, inputs, nominal, mismatch_loss, attack_key,
             attack_steps, mismatch_level, initial_std,
@@ -141,14 +142,10 @@ def _adversarial_loss(
     offsets = jax.lax.cond(
         beta_robustness == 0, lambda: [jnp.zeros(u.shape, u.dtype) for u in shapes], attack
     )
-    variants.insert(1, _perturbed_leaves(leaves, selected, offsets))
-    # One vmapped evaluation of Θ, Θ* (and Θ̃): the layers' matrix products run once on stacked weights.
-    stacked = [jnp.stack(versions) for versions in zip(*variants, strict=True)]
-    outputs = jax.vmap(forward, in_axes=(0, None))(jax.tree_util.tree_unflatten(treedef, stacked), inputs)
-    nominal, attacked, noisy_output = (
-        jax.tree_util.tree_map(lambda out, i=i: out[i], outputs) for i in (0, 1, len(variants) - 1)
+    attacked = forward(
+        jax.tree_util.tree_unflatten(treedef, _perturbed_leaves(leaves, selected, offsets)), inputs
     )
-    return task_loss(noisy_output, target) + beta_robustness * mismatch_loss(attacked, nominal)
+    return task + beta_robustness * mismatch_loss(attacked, nominal)
 
 
 def pga_attack(
