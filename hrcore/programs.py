@@ -37,15 +37,15 @@ def trim_top(mass: np.ndarray, amount: float) -> tuple[np.ndarray, int]:
     of the group where the amount runs out (split equally inside it by the caller's expansion).
 
     Args:
-        mass: Group masses (K,), ascending d.
+        mass: Group masses (K,), ascending d; overwritten (every caller passes a fresh array: no copy).
         amount: Mass to remove (< Σ mass).
 
     Returns:
-        (the remaining masses (K,), the number of leading groups that keep mass).
+        (the remaining masses (K,), held in ``mass`` itself, the number of leading groups that keep mass).
     """
     tail = mass[::-1].cumsum()  # tail[j]: the mass of the j + 1 groups with the largest d
     removed = int(tail.searchsorted(amount, side="right"))  # groups the amount covers whole
-    kept = mass.copy()
+    kept = mass
     size = mass.size - removed
     if size == 0:  # the amount covers everything (up to rounding)
         kept[:] = 0.0
@@ -119,10 +119,10 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: fl
         np.divide(atom_values, u, out=excess)
         return dual_gradient(atom_mass, excess, log_r, largest / u, rows, curvature=True)[:3]
 
-    group_mass = np.zeros(values.size)
     try:
         u = find_root(state, _start(atom_values, atom_mass, r))
     except RootBelowRange:
+        group_mass = np.zeros(values.size)
         if merged:
             # u* → 0 with mass at d = 0: p_g ∝ q_g/(u* + d_g) concentrates on d = 0, in proportion to q.
             group_mass[0] = float(poisoned[0]) / float(atom_mass[0])
@@ -131,15 +131,18 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: fl
         values_kept, mass_kept = atom_values[1:], atom_mass[1:]
         group_mass[:size] = math.exp(-r + float(mass_kept @ np.log(values_kept))) * mass_kept / values_kept
         return GroupSolution(group_mass, _rest(group_mass), moved)
-    p = atom_mass / (1.0 + atom_values / u)
-    p /= p.sum()  # Σp = e^{H(u*)} = 1 at the root; renormalising removes the last rounding
+    # p ∝ q/(u* + d) (u* ≥ e^−700 keeps q/u* finite); Σp = e^{H(u*)} = 1 at the root, and dividing by the
+    # computed sum removes the last rounding. It is written over the poisoned masses, already 0 past `size`.
+    p = np.divide(atom_mass, np.add(atom_values, u, out=excess), out=rows.inverse)
+    total = float(p.sum())
     if merged:
-        group_mass[:size] = p
-        top = float(p[0]) / float(atom_mass[0])
-        group_mass[0] = top * float(poisoned[0])
-        return GroupSolution(group_mass, top * moved, moved)
-    group_mass[:size] = p[1:]
-    return GroupSolution(group_mass, float(p[0]), moved)
+        top = float(p[0]) / (total * float(atom_mass[0]))
+        kept_top = float(poisoned[0])
+        np.divide(p, total, out=poisoned[:size])
+        poisoned[0] = top * kept_top
+        return GroupSolution(poisoned, top * moved, moved)
+    np.divide(p[1:], total, out=poisoned[:size])
+    return GroupSolution(poisoned, float(p[0]) / total, moved)
 
 
 def _boundary(values: np.ndarray, mass: np.ndarray, r: float) -> np.ndarray | None:
