@@ -7,7 +7,7 @@ bound, ``hrcore.reference`` the cvxpy formulation of the same programs. Framewor
 """
 
 from hrcore.solution import HRSolution
-from hrcore.weights import hr_weights, solve
+from hrcore.weights import HRSettings, hr_weights, solve
 
-__all__ = ["HRSolution", "hr_weights", "solve"]
+__all__ = ["HRSettings", "HRSolution", "hr_weights", "solve"]
 __version__ = "0.1.0"

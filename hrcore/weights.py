@@ -167,6 +167,66 @@ def _scatter(kept: np.ndarray, included: np.ndarray) -> np.ndarray:
     return full
 
 
+class HRSettings:
+    """The hyper-parameters of ``solve``, validated on every assignment, for losses that keep them as state.
+
+    Holds α, r, the ambiguity set and the bound B; ``solve(losses, mask)`` runs the program with their current
+    values, so a schedule may reassign them between steps and a bad value fails at the assignment.
+    """
+
+    def __init__(
+        self, alpha: float = 0.05, r: float = 0.1, ambiguity: str = "HD", upper_bound: float | None = None
+    ) -> None:
+        self.alpha = alpha
+        self.r = r
+        self.ambiguity = ambiguity
+        self.upper_bound = upper_bound
+
+    @property
+    def alpha(self) -> float:
+        """Poisoning fraction α ∈ [0, 1)."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        self._alpha = check_alpha(value)
+
+    @property
+    def r(self) -> float:
+        """KL radius r ≥ 0."""
+        return self._r
+
+    @r.setter
+    def r(self, value: float) -> None:
+        self._r = check_radius(value)
+
+    @property
+    def ambiguity(self) -> str:
+        """The ambiguity set: "HD" or "HR"."""
+        return self._ambiguity
+
+    @ambiguity.setter
+    def ambiguity(self, value: str) -> None:
+        self._ambiguity = check_ambiguity(value)
+
+    @property
+    def upper_bound(self) -> float | None:
+        """A known bound B of the loss (the worst atom), or None for the batch maximum."""
+        return self._upper_bound
+
+    @upper_bound.setter
+    def upper_bound(self, value: float | None) -> None:
+        # Finite here; B ≥ max ℓ is checked by each solve, against that batch.
+        self._upper_bound = None if value is None else check_upper_bound(value, -math.inf)
+
+    def solve(self, losses: object, mask: object = None) -> HRSolution:
+        """``solve`` with the current hyper-parameters.
+
+        Computes V = max{E_p[ℓ] : p in the (α, r) ambiguity set around P̂} and its folded weights.
+        """
+        return solve(losses, self.alpha, self.r, self.ambiguity, self.upper_bound, mask)
+
+
 def hr_weights(
     losses: object,
     alpha: float = 0.05,

@@ -412,3 +412,22 @@ def test_non_finite_padding_behind_the_mask_is_ignored() -> None:
     assert solution.weights[1] == 0.0 and solution.weights[3] == 0.0
     with pytest.raises(ValueError, match="NaN"):
         hrcore.solve([1.0, float("nan")], mask=[False, True])
+
+
+def test_settings_validate_each_assignment_and_solve_with_current_values() -> None:
+    losses = np.array([0.3, 1.2, 0.7, 2.5])
+    settings = hrcore.HRSettings(alpha=0.1, r=0.1)
+    assert settings.solve(losses).value == hrcore.solve(losses, 0.1, 0.1).value
+    settings.r = 0.5
+    settings.ambiguity = "hr"
+    assert settings.ambiguity == "HR"
+    assert settings.solve(losses).value == hrcore.solve(losses, 0.1, 0.5, "HR").value
+    for name, value, message in [
+        ("alpha", 1.2, r"alpha .* \[0, 1\)"),
+        ("r", -1.0, "KL radius"),
+        ("ambiguity", "KL", "ambiguity"),
+        ("upper_bound", float("inf"), "finite"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            setattr(settings, name, value)
+    assert (settings.alpha, settings.r, settings.ambiguity, settings.upper_bound) == (0.1, 0.5, "HR", None)

@@ -6,15 +6,14 @@ Danskin's theorem its gradient is Σᵢ wᵢ∇ℓᵢ, so no custom gradient is 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 
-import hrcore
-from hrcore.validation import check_alpha, check_ambiguity, check_loss_shape, check_radius, check_upper_bound
+from hrcore import HRSettings
+from hrcore.validation import check_loss_shape
 
 from .host import host_call
 
@@ -27,34 +26,21 @@ REDUCTION_MESSAGE = (
 )
 
 
-class _Settings:
-    """The HR hyper-parameters, validated on every assignment and read by the host call when it runs.
+class _Settings(HRSettings):
+    """The core's validated HR hyper-parameters, read by the host call when it runs.
 
     Reading them at run time (not at trace time) is what lets α and r change between epochs without
     retracing a compiled train step.
     """
 
-    def __init__(self, alpha: float, r: float, ambiguity: str, upper_bound: float | None) -> None:
-        self.alpha = check_alpha(alpha)
-        self.r = check_radius(r)
-        self.ambiguity = check_ambiguity(ambiguity)
-        self.upper_bound = None if upper_bound is None else check_upper_bound(upper_bound, -math.inf)
-
-    def solve(self, losses: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def host_values(self, losses: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """The folded weights and the worst atom's constant contribution, as one host array.
 
         Returns (w₁, ..., w_N, p_worst·B), the last entry 0 without an upper bound (the worst atom is folded).
         """
         if mask is not None:
             mask = _mask_from_sample_weight(mask, losses.shape[0])
-        solution = hrcore.solve(
-            losses,
-            alpha=self.alpha,
-            r=self.r,
-            ambiguity=self.ambiguity,
-            upper_bound=self.upper_bound,
-            mask=mask,
-        )
+        solution = self.solve(losses, mask)
         constant = 0.0 if self.upper_bound is None else solution.worst_weight * solution.worst_value
         return np.append(np.asarray(solution.weights, dtype=np.float64), constant)
 
@@ -90,7 +76,7 @@ def _hr_host_values(losses: Any, settings: _Settings, mask: Any, what: str) -> A
     if mask is not None:
         mask = keras.ops.convert_to_tensor(mask)
         inputs.append(keras.ops.cast(mask, "float32") if mask.dtype == "bool" else mask)
-    return host_call(settings.solve, inputs, length, dtype, what), losses
+    return host_call(settings.host_values, inputs, length, dtype, what), losses
 
 
 def hr_weights(
@@ -171,7 +157,7 @@ class HRLoss(keras.losses.Loss):
 
     @alpha.setter
     def alpha(self, value: float) -> None:
-        self._settings.alpha = check_alpha(value)
+        self._settings.alpha = value
 
     @property
     def r(self) -> float:
@@ -180,7 +166,7 @@ class HRLoss(keras.losses.Loss):
 
     @r.setter
     def r(self, value: float) -> None:
-        self._settings.r = check_radius(value)
+        self._settings.r = value
 
     @property
     def ambiguity(self) -> str:
@@ -189,7 +175,7 @@ class HRLoss(keras.losses.Loss):
 
     @ambiguity.setter
     def ambiguity(self, value: str) -> None:
-        self._settings.ambiguity = check_ambiguity(value)
+        self._settings.ambiguity = value
 
     @property
     def upper_bound(self) -> float | None:
@@ -198,7 +184,7 @@ class HRLoss(keras.losses.Loss):
 
     @upper_bound.setter
     def upper_bound(self, value: float | None) -> None:
-        self._settings.upper_bound = None if value is None else check_upper_bound(value, -math.inf)
+        self._settings.upper_bound = value
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         """The HR loss of a batch.

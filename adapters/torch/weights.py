@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hrcore import HRSolution, solve
-from hrcore.validation import check_alpha, check_ambiguity, check_loss_shape, check_radius
+from hrcore import HRSettings, HRSolution
+from hrcore.validation import check_loss_shape
 
 from .distributed import gather_rows
 
@@ -119,62 +119,20 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-class HRParameters:
-    """Validated HR hyper-parameters and the host solve, shared by ``HRLoss`` and the original-API class.
+class HRParameters(HRSettings):
+    """The core's validated ``HRSettings`` plus the host solve, shared by ``HRLoss`` and the original API.
 
-    Each attribute is checked when assigned, so a schedule that sets ``alpha = 1.2`` fails at that line.
+    Computes the weights of Σ w_i ℓ_i on the host (all-gathered across ranks when distributed). Each
+    attribute is checked when assigned, so a schedule that sets ``alpha = 1.2`` fails at that line.
     """
 
-    _alpha: float
-    _r: float
-    _ambiguity: str
-    _upper_bound: float | None
     distributed: bool
 
     def _configure(
         self, alpha: float, r: float, ambiguity: str, upper_bound: float | None, distributed: bool
     ) -> None:
-        self.alpha = alpha
-        self.r = r
-        self.ambiguity = ambiguity
-        self.upper_bound = upper_bound
+        HRSettings.__init__(self, alpha, r, ambiguity, upper_bound)
         self.distributed = bool(distributed)
-
-    @property
-    def alpha(self) -> float:
-        """Poisoning fraction α ∈ [0, 1)."""
-        return self._alpha
-
-    @alpha.setter
-    def alpha(self, value: float) -> None:
-        self._alpha = check_alpha(value)
-
-    @property
-    def r(self) -> float:
-        """KL radius r ≥ 0."""
-        return self._r
-
-    @r.setter
-    def r(self, value: float) -> None:
-        self._r = check_radius(value)
-
-    @property
-    def ambiguity(self) -> str:
-        """The ambiguity set: "HD" or "HR"."""
-        return self._ambiguity
-
-    @ambiguity.setter
-    def ambiguity(self, value: str) -> None:
-        self._ambiguity = check_ambiguity(value)
-
-    @property
-    def upper_bound(self) -> float | None:
-        """Known bound B of the loss (the worst atom), or None for the batch maximum; checked by the core."""
-        return self._upper_bound
-
-    @upper_bound.setter
-    def upper_bound(self, value: float | None) -> None:
-        self._upper_bound = value
 
     def _solve(self, losses: Tensor, mask: Tensor | None) -> tuple[HRSolution, np.ndarray, float]:
         """Solve on the host; return the solution, this process's weights and the constant term.
@@ -188,13 +146,8 @@ class HRParameters:
         if self.distributed:
             rows, offset, world = gather_rows(rows)
         host = rows.cpu().numpy()
-        solution = solve(
-            host[:, 0],
-            alpha=self.alpha,
-            r=self.r,
-            ambiguity=self.ambiguity,
-            upper_bound=self.upper_bound,
-            mask=None if host.shape[1] == 1 or host[:, 1].all() else host[:, 1] > 0.5,
+        solution = self.solve(
+            host[:, 0], mask=None if host.shape[1] == 1 or host[:, 1].all() else host[:, 1] > 0.5
         )
         weights = solution.weights[offset : offset + losses.shape[0]]
         constant = solution.worst_weight * solution.upper_bound if solution.upper_bound is not None else 0.0
