@@ -21,12 +21,10 @@ import numpy as np
 
 from hrcore.solution import HRSolution, fold_worst_atom
 from hrcore.validation import (
-    as_loss_array,
-    as_mask,
+    as_batch,
     check_alpha,
     check_ambiguity,
     check_radius,
-    check_upper_bound,
 )
 
 __all__ = ["ReferenceInaccurate", "solve"]
@@ -119,14 +117,8 @@ def solve(
         raise ValueError(
             f"tolerance (Clarabel's gap and feasibility tolerance) must lie in (0, 1), got {tolerance!r}."
         )
-    values = as_loss_array(losses, mask)
-    included = as_mask(mask, values.size)
-    kept = values if included is None else values[included]
-    upper_bound = check_upper_bound(upper_bound, float(kept.max()))
+    values, included, kept, upper_bound, worst_value, scale = as_batch(losses, mask, upper_bound)
     included = np.ones(values.size, dtype=bool) if included is None else included
-
-    worst_value = float(kept.max()) if upper_bound is None else upper_bound
-    scale = worst_value - float(kept.min())
     n = kept.size
     if scale == 0.0:
         # Every atom (samples and worst atom) sits at M: V = M for any distribution; uniform is canonical.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -239,3 +240,58 @@ def _real(name: str, value: object) -> float:
     if math.isnan(number):
         raise ValueError(f"{name} must be a number, got NaN.")
     return number
+
+
+class Batch(NamedTuple):
+    """A validated batch of one HR/HD program.
+
+    Attributes:
+        values: All losses (N,), float64 (0 where the mask excludes non-finite padding).
+        included: The mask, or None when every entry is in the problem.
+        kept: The included losses.
+        upper_bound: The validated B, or None.
+        worst_value: Where the worst atom sits: M = max kept, or B.
+        spread: S = worst_value − min kept (0 when every atom coincides).
+    """
+
+    values: np.ndarray
+    included: np.ndarray | None
+    kept: np.ndarray
+    upper_bound: float | None
+    worst_value: float
+    spread: float
+
+
+def as_batch(losses: object, mask: object = None, upper_bound: float | None = None) -> Batch:
+    """Validate losses, mask and bound together, and locate the worst atom.
+
+    Computes M = max ℓ over the included entries (or B), and S = M − min ℓ.
+
+    Args:
+        losses: Per-sample losses (see ``as_loss_array``).
+        mask: Optional inclusion mask (see ``as_mask``).
+        upper_bound: Optional known bound B ≥ max ℓ.
+
+    Returns:
+        The batch.
+
+    Raises:
+        ValueError: As ``as_loss_array``, ``as_mask`` and ``check_upper_bound`` do.
+        TypeError: As ``as_loss_array`` and ``as_mask`` do.
+    """
+    if mask is None and type(losses) is np.ndarray and losses.dtype == np.float64 and losses.ndim == 1:
+        # The common call, a float64 vector: max and min propagate NaN and ±inf, so finite extremes prove
+        # the batch finite without as_loss_array's copy and pass (which raises the message otherwise).
+        if losses.size:
+            top, bottom = float(losses.max()), float(losses.min())
+            if math.isfinite(top) and math.isfinite(bottom):
+                bound = check_upper_bound(upper_bound, top)
+                worst = top if bound is None else bound
+                return Batch(losses, None, losses, bound, worst, worst - bottom)
+    values = as_loss_array(losses, mask)
+    included = as_mask(mask, values.size)
+    kept = values if included is None else values[included]
+    top, bottom = float(kept.max()), float(kept.min())
+    bound = check_upper_bound(upper_bound, top)
+    worst = top if bound is None else bound
+    return Batch(values, included, kept, bound, worst, worst - bottom)

@@ -14,8 +14,7 @@ import numpy as np
 from hrcore.programs import solve_hd, solve_hr
 from hrcore.solution import HRSolution
 from hrcore.validation import (
-    as_loss_array,
-    as_mask,
+    as_batch,
     check_alpha,
     check_ambiguity,
     check_radius,
@@ -70,23 +69,7 @@ def solve(
     if solver != "exact":
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
 
-    values = None
-    if mask is None and type(losses) is np.ndarray and losses.dtype == np.float64 and losses.ndim == 1:
-        # The common call, a float64 vector: max and min propagate NaN and ±inf, so finite extremes prove
-        # the batch finite without as_loss_array's copy and pass (which raises the message otherwise).
-        kept = losses
-        if kept.size:
-            top, bottom = float(kept.max()), float(kept.min())
-            if math.isfinite(top) and math.isfinite(bottom):
-                values, included = kept, None
-    if values is None:
-        values = as_loss_array(losses, mask)
-        included = as_mask(mask, values.size)
-        kept = values if included is None else values[included]
-        top, bottom = float(kept.max()), float(kept.min())
-    bound = check_upper_bound(upper_bound, top)
-    worst_value = top if bound is None else bound
-    spread = worst_value - bottom
+    _, included, kept, bound, worst_value, spread = as_batch(losses, mask, upper_bound)
 
     if spread == 0.0:
         # Every included loss equals the worst atom: any p gives V = M; the canonical choice is uniform.
