@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from hrcore.geometry import canonical_norm
-from hrcore.validation import check_nonnegative
+from hrcore.validation import check_count, check_nonnegative
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +57,7 @@ class AdvConfig:
         # NSL passes an enum whose .value is the norm's name.
         norm = canonical_norm(getattr(self.adv_grad_norm, "value", self.adv_grad_norm))
         object.__setattr__(self, "adv_grad_norm", norm)
-        if isinstance(self.pgd_iterations, bool) or not isinstance(self.pgd_iterations, (int, np.integer)):
-            raise TypeError(f"pgd_iterations must be an integer, got {type(self.pgd_iterations).__name__}.")
-        if self.pgd_iterations < 1:
-            raise ValueError(f"pgd_iterations must be >= 1, got {self.pgd_iterations}.")
+        check_count("pgd_iterations", self.pgd_iterations, minimum=1)
         if self.pgd_epsilon is not None:
             check_nonnegative("pgd_epsilon", self.pgd_epsilon)
         if not isinstance(self.random_init, (bool, np.bool_)):

@@ -8,6 +8,7 @@ host call, so that jit-compiled code fails with the same message as eager code.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -181,6 +182,34 @@ def check_nonnegative(name: str, value: float) -> float:
     if not (number >= 0.0 and math.isfinite(number)):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
     return number
+
+
+def check_count(name: str, value: object, minimum: int = 0) -> int:
+    """Validate a count: attack steps, iterations, draws, a batch size.
+
+    Requires an integer (not a bool) with value ≥ minimum.
+
+    Args:
+        name: The parameter's name, used in the message.
+        value: The count: a Python or numpy integer, or a 0-d integer array.
+        minimum: The smallest allowed value.
+
+    Returns:
+        The count as an int.
+
+    Raises:
+        TypeError: For a bool or a non-integer (floats included).
+        ValueError: Below the minimum.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    try:
+        count = operator.index(value)  # type: ignore[arg-type]
+    except TypeError as error:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}.") from error
+    if count < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {count}.")
+    return count
 
 
 def check_ambiguity(ambiguity: str) -> str:

@@ -431,3 +431,19 @@ def test_settings_validate_each_assignment_and_solve_with_current_values() -> No
         with pytest.raises(ValueError, match=message):
             setattr(settings, name, value)
     assert (settings.alpha, settings.r, settings.ambiguity, settings.upper_bound) == (0.1, 0.5, "HR", None)
+
+
+def test_check_count_accepts_integers_only() -> None:
+    from hrcore.validation import check_count
+
+    assert check_count("steps", np.int64(3)) == 3
+    assert check_count("steps", np.array(4)) == 4
+    for value, error, message in [
+        (True, TypeError, "steps must be an integer"),
+        (2.0, TypeError, "steps must be an integer"),
+        (-1, ValueError, "steps must be >= 0"),
+    ]:
+        with pytest.raises(error, match=message):
+            check_count("steps", value)
+    with pytest.raises(ValueError, match="pgd_iterations must be >= 1"):
+        check_count("pgd_iterations", 0, minimum=1)

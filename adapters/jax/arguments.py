@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hrcore.validation import check_nonnegative
+from hrcore.validation import check_count, check_nonnegative
 
 
 def is_concrete(value: Any) -> bool:
@@ -74,7 +74,7 @@ def check_sizes(**values: Any) -> None:
 def check_steps(name: str, value: Any) -> None:
     """Require a step count: an integer ≥ 0 (a traced integer is accepted).
 
-    Checks isinstance(value, int) and value ≥ 0.
+    Checks an integer value ≥ 0 with the core's ``check_count``; a traced value needs an integer dtype.
 
     Args:
         name: The argument's name, for the message.
@@ -88,13 +88,9 @@ def check_steps(name: str, value: Any) -> None:
         if not jnp.issubdtype(value.dtype, jnp.integer):
             raise TypeError(f"{name} must be an integer, got a traced {value.dtype} value.")
         return
-    integral = isinstance(value, (int, np.integer)) or (
-        isinstance(value, jax.Array) and value.ndim == 0 and jnp.issubdtype(value.dtype, jnp.integer)
-    )
-    if isinstance(value, (bool, np.bool_)) or not integral:
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if int(value) < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}.")
+    if isinstance(value, jax.Array) and not jnp.issubdtype(value.dtype, jnp.integer):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")  # a bool array would index as 0/1
+    check_count(name, value)
 
 
 def check_key(key: Any, what: str) -> jax.Array:

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from hrcore.geometry import ball_noise_kind, canonical_norm
+from hrcore.validation import check_count
 
 Bounds = tuple[Any, Any] | None
 Normalization = tuple[Any, Any] | None
@@ -337,17 +338,8 @@ def mismatch_step(u: tf.Tensor, grad_u: tf.Tensor, mismatch_level: Any, attack_s
 
 
 def check_steps(name: str, steps: Any, minimum: int) -> int:
-    """Validate an iteration count: an integer ≥ ``minimum``.
-
-    Raises:
-        TypeError: For a non-integer.
-        ValueError: Below the minimum.
-    """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(steps).__name__}.")
-    if steps < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {steps}.")
-    return int(steps)
+    """Validate an iteration count: an integer ≥ ``minimum`` (the core's ``check_count``)."""
+    return check_count(name, steps, minimum)
 
 
 def check_pair(name: str, pair: Any) -> tuple[Any, Any] | None:

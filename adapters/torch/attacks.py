@@ -7,7 +7,6 @@ written) and draws the random start with torch's RNG; every direction, projectio
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ from hrcore.geometry import (
     steepest_ascent,
     to_pixels,
 )
-from hrcore.validation import check_nonnegative
+from hrcore.validation import check_count, check_nonnegative
 
 from .modes import attack_mode
 
@@ -53,29 +52,8 @@ def cross_entropy_per_sample(outputs: Tensor, targets: Tensor) -> Tensor:
 
 
 def check_steps(steps: object) -> int:
-    """Validate a number of attack steps.
-
-    Requires an integer ≥ 0.
-
-    Args:
-        steps: The number of steps.
-
-    Returns:
-        It as an int.
-
-    Raises:
-        TypeError: If it is not an integer.
-        ValueError: If it is negative.
-    """
-    if isinstance(steps, bool):
-        raise TypeError(f"steps must be an integer, got {steps!r}.")
-    try:
-        count = operator.index(steps)  # type: ignore[arg-type]
-    except TypeError as error:
-        raise TypeError(f"steps must be an integer, got {type(steps).__name__}.") from error
-    if count < 0:
-        raise ValueError(f"steps must be >= 0, got {steps!r}.")
-    return count
+    """Validate a number of attack steps: an integer ≥ 0 (the core's ``check_count``)."""
+    return check_count("steps", steps)
 
 
 def check_inputs(x: object) -> Tensor:
