@@ -13,19 +13,30 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hrcore.kl_dual import RootBelowRange, Scratch, boundary_value, dual_gradient, find_root
+from hrcore.kl_dual import (
+    DIRECT_RADIUS,
+    DirectRows,
+    RootBelowRange,
+    Scratch,
+    boundary_value,
+    direct_gradient,
+    dual_gradient,
+    find_root,
+    moments_start,
+)
 
 
-class GroupSolution(NamedTuple):
-    """Maximiser of one program, per group of tied normalised losses.
+class ProgramSolution(NamedTuple):
+    """Maximiser of one program, per entry of its ascending normalised losses.
 
     Attributes:
-        group_mass: p's total mass on each group (K,), groups in ascending d (descending loss).
+        mass: p's mass on each entry (K,), in ascending d (descending loss): per sample for HD, per group of
+            tied losses for HR.
         worst_mass: p's mass on the worst atom (d = 0).
         removed_mass: Mass moved off the lowest losses onto the worst atom.
     """
 
-    group_mass: np.ndarray
+    mass: np.ndarray
     worst_mass: float
     removed_mass: float
 
@@ -67,49 +78,126 @@ def _start(values: np.ndarray, weights: np.ndarray, r: float) -> float:
     return math.exp(0.5 * (math.log(variance) - math.log(2.0 * r))) if variance > 0.0 else 1.0
 
 
-def solve_hd(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: float) -> GroupSolution:
+def count_at_worst(values: np.ndarray) -> int:
+    """The number of leading entries of ascending ``values`` at d = 0: the samples at the worst atom."""
+    if values.item(0) > 0.0:
+        return 0
+    if values.size == 1 or values.item(1) > 0.0:
+        return 1
+    return int(values.searchsorted(0.0, side="right"))
+
+
+def poison_uniform(values: np.ndarray, amount: float) -> tuple[np.ndarray, int]:
+    """P̂ on ascending per-sample ``values`` with ``amount`` of mass removed from the largest d.
+
+    Computes q_(j) = min(1/N, max(0, (N − j)/N − amount)) in ascending order of d (whole samples from the top,
+    then a partial cut), and splits the cut equally over the samples tied with the one it falls on.
+
+    Args:
+        values: Normalised losses d (N,), ascending.
+        amount: Mass to remove, in [0, 1 − 1/N·(samples at d = 0)).
+
+    Returns:
+        (the masses q (N,), the number of leading entries with q > 0).
+    """
+    n = values.size
+    mass = np.full(n, 1.0 / n)
+    # Whole samples removed: the largest j with j/N ≤ amount, guarded against the rounding of amount·N.
+    removed = int(amount * n)
+    while (removed + 1) / n <= amount:
+        removed += 1
+    while removed > 0 and removed / n > amount:
+        removed -= 1
+    size = n - removed
+    if size < n:
+        mass[size:] = 0.0
+    last = size - 1
+    mass[last] = (removed + 1) / n - amount  # in (0, 1/N] by the choice of `removed`
+    cut = values.item(last)
+    if (last > 0 and values.item(last - 1) == cut) or (size < n and values.item(size) == cut):
+        # The cut falls inside a tie group: the group keeps its remaining mass, split equally.
+        first, end = int(values.searchsorted(cut, "left")), int(values.searchsorted(cut, "right"))
+        mass[first:end] = float(mass[first:end].sum()) / (end - first)
+        size = end
+    return mass, size
+
+
+def solve_hd(values: np.ndarray, alpha: float, r: float) -> ProgramSolution:
     """The HD program: poison P̂ first, then the KL ball around the poisoned distribution.
 
     Solves min E_p[d] s.t. KL(q*‖p) ≤ r, where q* moves a = min(α, 1 − m/N) of P̂'s mass from the largest d
-    onto the worst atom (m samples sit at d = 0); p_g = e^{−r}G(u*) q*_g/(u* + d_g).
+    onto the worst atom (m samples sit at d = 0); p_i = e^{−r}G(u*) q*_i/(u* + d_i).
 
     Args:
-        values: Distinct normalised losses d (K,), ascending, in [0, 1].
-        counts: Samples per value (K,).
-        n: The number of samples, Σ counts.
+        values: Normalised losses d (N,), one per sample, ascending, in [0, 1].
         alpha: Poisoning fraction α ∈ [0, 1).
         r: KL radius r ≥ 0.
 
     Returns:
-        The grouped maximiser.
+        The maximiser, per sample (in the order of ``values``); tied samples get equal mass.
     """
-    merged = values[0] == 0.0
-    at_worst = int(counts[0]) if merged else 0
+    n = values.size
+    at_worst = count_at_worst(values)
     movable = (n - at_worst) / n
     moved = min(alpha, movable)
-    mass = counts / n
     if alpha >= movable:
-        mass[values > 0.0] = 0.0  # every sample below the maximum goes, exactly
-        return GroupSolution(mass, moved, moved)
-    poisoned, size = trim_top(mass, moved)
+        mass = np.zeros(n)
+        mass[:at_worst] = 1.0 / n  # every sample below the maximum goes, exactly
+        return ProgramSolution(mass, moved, moved)
+    poisoned, size = poison_uniform(values, moved)
     if r == 0.0:
-        return GroupSolution(poisoned, moved, moved)
+        return ProgramSolution(poisoned, moved, moved)
+    if at_worst == 0 and moved == 0.0:
+        # Possible only under an upper bound above the batch: the optimum may sit on the boundary u* = 0.
+        boundary = _boundary(values[:size], poisoned[:size], r)
+        if boundary is not None:
+            poisoned[:size] = boundary
+            return ProgramSolution(poisoned, _rest(boundary), moved)
 
-    # Atoms without mass drop out of the dual. The worst atom sits at d = 0: with the samples at the maximum
-    # it is one atom of the dual (equal d, so p splits it in proportion to q), else one more in front.
-    if merged:
-        atom_values = values[:size]
-        atom_mass = poisoned[:size].copy()
-        atom_mass[0] += moved
-    else:
-        if moved == 0.0:
-            boundary = _boundary(values[:size], poisoned[:size], r)
-            if boundary is not None:
-                poisoned[:size] = boundary
-                return GroupSolution(poisoned, _rest(boundary), moved)
-        atom_values = np.concatenate(([0.0], values[:size]))
-        atom_mass = np.concatenate(([moved], poisoned[:size]))
+    # The worst atom is one more atom of the dual at d = 0, with the moved mass.
+    atom_values, atom_mass = values[:size], poisoned[:size]
+    try:
+        if r >= DIRECT_RADIUS:
+            u = _direct_root(atom_values, atom_mass, moved, r)
+        else:
+            u = _careful_root(atom_values, atom_mass, moved, r)
+    except RootBelowRange:
+        if at_worst:
+            # u* → 0 with mass at d = 0: p_i ∝ q_i/(u* + d_i) concentrates on d = 0, in proportion to q.
+            at_zero = moved + at_worst / n
+            group_mass = np.zeros(n)
+            group_mass[:at_worst] = 1.0 / (n * at_zero)
+            return ProgramSolution(group_mass, moved / at_zero, moved)
+        # A worst atom of negligible mass (e.g. α = 1e-200): the boundary solution is its exact limit.
+        group_mass = np.zeros(n)
+        group_mass[:size] = math.exp(-r + float(atom_mass @ np.log(atom_values))) * atom_mass / atom_values
+        return ProgramSolution(group_mass, _rest(group_mass), moved)
+    # p ∝ q/(u* + d) (u* ≥ e^−700 keeps q/u* finite); Σp = e^{H(u*)} = 1 at the root, and dividing by the
+    # computed sum removes the last rounding. It is written over the poisoned masses, already 0 past `size`.
+    p = np.divide(atom_mass, np.add(atom_values, u), out=atom_mass)
+    scale = 1.0 / (float(p.sum()) + moved / u)
+    p *= scale
+    # moved·(scale/u), scale/u = O(1): a subnormal α keeps a nonzero worst mass (moved/u could underflow).
+    return ProgramSolution(poisoned, moved * (scale / u), moved)
 
+
+def _direct_root(values: np.ndarray, mass: np.ndarray, moved: float, r: float) -> float:
+    """u* by direct sums of the dual (r ≥ DIRECT_RADIUS), the worst atom entering as a scalar mass."""
+    rows = DirectRows(values.size)
+    log_r = math.log(r)
+
+    def state(u: float) -> tuple[float, float, float]:
+        np.divide(values, u, out=rows.excess)
+        np.log1p(rows.excess, out=rows.log_ratio)
+        return direct_gradient(mass, moved, rows, log_r)[:3]
+
+    return find_root(state, moments_start(values, mass, moved, r, rows))
+
+
+def _careful_root(values: np.ndarray, mass: np.ndarray, moved: float, r: float) -> float:
+    """u* by the cancellation-free evaluation of the dual (tiny r, where H ~ r while its terms ~ √r)."""
+    atom_values = np.concatenate(([0.0], values))
+    atom_mass = np.concatenate(([moved], mass))
     log_r = math.log(r)
     largest = float(atom_values[-1])
     rows = Scratch(atom_values.size)
@@ -119,30 +207,7 @@ def solve_hd(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: fl
         np.divide(atom_values, u, out=excess)
         return dual_gradient(atom_mass, excess, log_r, largest / u, rows, curvature=True)[:3]
 
-    try:
-        u = find_root(state, _start(atom_values, atom_mass, r))
-    except RootBelowRange:
-        group_mass = np.zeros(values.size)
-        if merged:
-            # u* → 0 with mass at d = 0: p_g ∝ q_g/(u* + d_g) concentrates on d = 0, in proportion to q.
-            group_mass[0] = float(poisoned[0]) / float(atom_mass[0])
-            return GroupSolution(group_mass, moved / float(atom_mass[0]), moved)
-        # A worst atom of negligible mass (e.g. α = 1e-200): the boundary solution is its exact limit.
-        values_kept, mass_kept = atom_values[1:], atom_mass[1:]
-        group_mass[:size] = math.exp(-r + float(mass_kept @ np.log(values_kept))) * mass_kept / values_kept
-        return GroupSolution(group_mass, _rest(group_mass), moved)
-    # p ∝ q/(u* + d) (u* ≥ e^−700 keeps q/u* finite); Σp = e^{H(u*)} = 1 at the root, and dividing by the
-    # computed sum removes the last rounding. It is written over the poisoned masses, already 0 past `size`.
-    p = np.divide(atom_mass, np.add(atom_values, u, out=excess), out=rows.inverse)
-    total = float(p.sum())
-    if merged:
-        top = float(p[0]) / (total * float(atom_mass[0]))
-        kept_top = float(poisoned[0])
-        np.divide(p, total, out=poisoned[:size])
-        poisoned[0] = top * kept_top
-        return GroupSolution(poisoned, top * moved, moved)
-    np.divide(p[1:], total, out=poisoned[:size])
-    return GroupSolution(poisoned, float(p[0]) / total, moved)
+    return find_root(state, _start(atom_values, atom_mass, r))
 
 
 def _boundary(values: np.ndarray, mass: np.ndarray, r: float) -> np.ndarray | None:
@@ -190,11 +255,13 @@ class _HRDual:
         self.counts = counts
         self.n = n
         self.weights = counts / n
-        above = n - counts.cumsum()
-        self.above_list = above.tolist()
-        self.counts_list = counts.tolist()
+        self.cumulative = counts.cumsum()
+        above = n - self.cumulative
+        self.above = above
         self.untied = counts.size == n
-        self.rows = Scratch(values.size)
+        # Direct sums where r allows (see DIRECT_RADIUS), else the cancellation-free series.
+        self.direct = DirectRows(values.size) if r >= DIRECT_RADIUS else None
+        self.rows = Scratch(values.size) if self.direct is None else None
         # N·log(k_j Q_j/α) = prefix_j + (k_j − N)·log ŷ_j − limit_j with prefix_j = Σ_{l≤j} n_l log ŷ_l and
         # limit_j = N(r + log α − log(k_j/N)), constant in u; +∞ for the last group (no sample above it).
         self.log_alpha_r = r + math.log(alpha)
@@ -206,20 +273,22 @@ class _HRDual:
         self.r = r
         self.log_r = math.log(r)
         self.largest = float(values[-1])
-        self.excess, self.log_ratio = self.rows.excess, self.rows.log_ratio
+        rows = self.direct if self.direct is not None else self.rows
+        self.excess, self.log_ratio = rows.excess, rows.log_ratio
+        # The cap's work rows, free until the dual evaluation that follows it.
+        self.work = (rows.square, rows.cube) if self.direct is not None else (rows.centred, rows.square)
         self.piece: tuple[int, bool] = (-1, False)
         self.final = math.nan
 
     def cap(self, log_ratio: np.ndarray) -> _Cap:
         """e*(u) from the log-positions log ŷ_g of the groups."""
         n = self.n
-        # The cap's work rows are free until the dual evaluation that follows it.
-        prefix = np.cumsum(log_ratio if self.untied else self.counts * log_ratio, out=self.rows.centred)
+        prefix = np.cumsum(log_ratio if self.untied else self.counts * log_ratio, out=self.work[0])
         # N·log(k_j Q_j/α) + limit_j: the right slope at d_j is ≥ 0 where it is ≤ limit_j (first in j).
-        test = np.multiply(self.coefficient, log_ratio, out=self.rows.square)
+        test = np.multiply(self.coefficient, log_ratio, out=self.work[1])
         test += prefix
         first = int((test <= self.limit).argmax())
-        above, here = self.above_list[first], self.counts_list[first]
+        above, here = self.above.item(first), self.counts.item(first)
         share = (above + here) / n
         log_first = log_ratio.item(first)
         prefix_first = prefix.item(first)
@@ -246,16 +315,32 @@ class _HRDual:
         cap = self.capped(u)
         self.piece = (cap.first, cap.kink)
         # At a kink e* = d_J stays put as u moves: the atoms are fixed and F'' is the fixed-atom one.
-        value, slope, bend, a = dual_gradient(
-            self.weights, self.excess, self.log_r, self.largest / u, self.rows, curvature=cap.kink
-        )
+        if self.direct is not None:
+            self.log_ratio[cap.first :] = cap.log_ratio
+            value, slope, bend, a = direct_gradient(self.weights, 0.0, self.direct, self.log_r)
+            if not cap.kink:
+                bend = math.nan
+        else:
+            value, slope, bend, a = dual_gradient(
+                self.weights, self.excess, self.log_r, self.largest / u, self.rows, curvature=cap.kink
+            )
         if not cap.kink and math.isfinite(value):
             # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds this term to the slope
             # of H (divided by H + r = r·e^F for the slope of F).
-            share = (self.above_list[cap.first] + self.counts_list[cap.first]) / self.n
+            share = (self.above.item(cap.first) + self.counts.item(cap.first)) / self.n
             gap = cap.excess / (1.0 + cap.excess) - (1.0 - a)
             slope += share * gap * gap / ((1.0 - share) * a) / math.exp(value + self.log_r)
         return value, slope, bend
+
+    def start(self) -> float:
+        """A first u: the two-node start of the samples capped at their α-quantile of d, near e*."""
+        if self.direct is None:
+            return _start(self.values, self.weights, self.r)
+        position = min(self.n - 1, math.ceil(self.n * (1.0 - self.alpha)))  # in ascending d, per sample
+        group = position if self.untied else int(self.cumulative.searchsorted(position, "right"))
+        capped = np.minimum(self.values, self.values.item(group))
+        worst_mass = self.weights.item(0) if self.values.item(0) == 0.0 else 0.0
+        return moments_start(capped, self.weights, worst_mass, self.r, self.direct)
 
     def same_piece(self, u: float) -> bool:
         """Whether e*(u) lies on the piece of the last ``gradient`` call (then F is smooth in between).
@@ -288,7 +373,7 @@ class _HRDual:
         return math.exp(-self.r + float(self.weights @ np.log(capped))) * self.weights / capped
 
 
-def solve_hr(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: float) -> GroupSolution:
+def solve_hr(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: float) -> ProgramSolution:
     """The HR program: the KL ball around P̂ first, then poison at most α of the result.
 
     Solves min_{e,u ≥ 0} αe + u − e^{−r}exp((1/N)Σ log(u + min(d_i, e))); then q_i ∝ 1/(u* + min(d_i, e*)) and
@@ -310,21 +395,21 @@ def solve_hr(values: np.ndarray, counts: np.ndarray, n: int, alpha: float, r: fl
     if alpha >= movable:
         # q = P̂ already lets α cover every sample below the maximum.
         group_mass = np.where(worst_group, counts / n, 0.0)
-        return GroupSolution(group_mass, movable, movable)
+        return ProgramSolution(group_mass, movable, movable)
     if binary_kl(movable, alpha) <= r:
         # The KL-closest q whose mass below the maximum is exactly α; poisoning then moves all of it. Without
         # samples at the maximum (an upper bound above the batch) q's remaining mass sits on the worst atom.
         group_mass = np.zeros(values.size)
         if at_worst:
             group_mass[worst_group] = counts[worst_group] / at_worst * (1.0 - alpha)
-        return GroupSolution(group_mass, _rest(group_mass), alpha)
+        return ProgramSolution(group_mass, _rest(group_mass), alpha)
 
     dual = _HRDual(values, counts, n, alpha, r)
     q = dual.boundary_q() if values[0] > 0.0 else None
     if q is None:
         try:
-            q = dual.q(find_root(dual.gradient, _start(values, dual.weights, r), dual.same_piece))
+            q = dual.q(find_root(dual.gradient, dual.start(), dual.same_piece))
         except RootBelowRange:
             q = dual.boundary_q(force=True)
     kept, _ = trim_top(q, alpha)
-    return GroupSolution(kept, _rest(kept), alpha)
+    return ProgramSolution(kept, _rest(kept), alpha)

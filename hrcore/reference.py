@@ -117,7 +117,7 @@ def solve(
         raise ValueError(
             f"tolerance (Clarabel's gap and feasibility tolerance) must lie in (0, 1), got {tolerance!r}."
         )
-    values, included, kept, upper_bound, worst_value, scale = as_batch(losses, mask, upper_bound)
+    values, included, kept, _, _, upper_bound, worst_value, scale = as_batch(losses, mask, upper_bound)
     included = np.ones(values.size, dtype=bool) if included is None else included
     n = kept.size
     if scale == 0.0:

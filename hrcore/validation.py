@@ -278,6 +278,8 @@ class Batch(NamedTuple):
         values: All losses (N,), float64 (0 where the mask excludes non-finite padding).
         included: The mask, or None when every entry is in the problem.
         kept: The included losses.
+        order: The permutation sorting ``kept`` ascending (kept[order] is ``ordered``).
+        ordered: The included losses in ascending order.
         upper_bound: The validated B, or None.
         worst_value: Where the worst atom sits: M = max kept, or B.
         spread: S = worst_value − min kept (0 when every atom coincides).
@@ -286,6 +288,8 @@ class Batch(NamedTuple):
     values: np.ndarray
     included: np.ndarray | None
     kept: np.ndarray
+    order: np.ndarray
+    ordered: np.ndarray
     upper_bound: float | None
     worst_value: float
     spread: float
@@ -294,7 +298,7 @@ class Batch(NamedTuple):
 def as_batch(losses: object, mask: object = None, upper_bound: float | None = None) -> Batch:
     """Validate losses, mask and bound together, and locate the worst atom.
 
-    Computes M = max ℓ over the included entries (or B), and S = M − min ℓ.
+    Computes the ascending order of the included losses, M = max ℓ over them (or B), and S = M − min ℓ.
 
     Args:
         losses: Per-sample losses (see ``as_loss_array``).
@@ -309,18 +313,22 @@ def as_batch(losses: object, mask: object = None, upper_bound: float | None = No
         TypeError: As ``as_loss_array`` and ``as_mask`` do.
     """
     if mask is None and type(losses) is np.ndarray and losses.dtype == np.float64 and losses.ndim == 1:
-        # The common call, a float64 vector: max and min propagate NaN and ±inf, so finite extremes prove
-        # the batch finite without as_loss_array's copy and pass (which raises the message otherwise).
+        # The common call, a float64 vector: NaN sorts last and ±inf to the ends, so finite extremes of
+        # the sorted batch prove it finite without as_loss_array's copy and pass (which raises otherwise).
         if losses.size:
-            top, bottom = float(losses.max()), float(losses.min())
+            order = losses.argsort()
+            ordered = losses[order]
+            top, bottom = ordered.item(-1), ordered.item(0)
             if math.isfinite(top) and math.isfinite(bottom):
                 bound = check_upper_bound(upper_bound, top)
                 worst = top if bound is None else bound
-                return Batch(losses, None, losses, bound, worst, worst - bottom)
+                return Batch(losses, None, losses, order, ordered, bound, worst, worst - bottom)
     values = as_loss_array(losses, mask)
     included = as_mask(mask, values.size)
     kept = values if included is None else values[included]
-    top, bottom = float(kept.max()), float(kept.min())
+    order = kept.argsort()
+    ordered = kept[order]
+    top, bottom = ordered.item(-1), ordered.item(0)
     bound = check_upper_bound(upper_bound, top)
     worst = top if bound is None else bound
-    return Batch(values, included, kept, bound, worst, worst - bottom)
+    return Batch(values, included, kept, order, ordered, bound, worst, worst - bottom)

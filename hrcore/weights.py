@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from hrcore.programs import solve_hd, solve_hr
+from hrcore.programs import count_at_worst, solve_hd, solve_hr
 from hrcore.solution import HRSolution
 from hrcore.validation import (
     as_batch,
@@ -69,39 +69,39 @@ def solve(
     if solver != "exact":
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
 
-    _, included, kept, bound, worst_value, spread = as_batch(losses, mask, upper_bound)
-
+    _, included, kept, order, ordered, bound, worst_value, spread = as_batch(losses, mask, upper_bound)
+    n = kept.size
+    # Entries in ascending d = descending loss: position j holds sample descending[j].
+    descending = order[::-1]
     if spread == 0.0:
         # Every included loss equals the worst atom: any p gives V = M; the canonical choice is uniform.
-        group_mass, worst_mass, removed = np.ones(1), 0.0, 0.0
-        counts, normalised = np.array([kept.size]), np.zeros(1)
-        order, inverse = np.arange(kept.size), np.zeros(kept.size, dtype=np.intp)
+        mass, worst_mass, removed = np.full(n, 1.0 / n), 0.0, 0.0
+        distances = np.zeros(n)
     else:
         # Affine equivariance: work on d = (M − ℓ)/S ∈ [0, 1] so nothing can overflow and ties stay exact.
-        distances = worst_value - kept
+        distances = np.subtract(worst_value, ordered[::-1])
         distances /= spread
-        normalised, counts, order, inverse = group_ties(distances)
         # Below this radius the KL term moves V by less than S·√(2r) ≈ 1e-16·S, under float64 resolution,
         # while u* ≈ σ/√(2r) would overflow: such an r is solved as r = 0.
         radius = r if r >= NEGLIGIBLE_RADIUS else 0.0
-        program = solve_hd if ambiguity == "HD" or alpha == 0.0 or radius == 0.0 else solve_hr
-        group_mass, worst_mass, removed = program(normalised, counts, kept.size, alpha, radius)
+        if ambiguity == "HD" or alpha == 0.0 or radius == 0.0:
+            mass, worst_mass, removed = solve_hd(distances, alpha, radius)
+        else:
+            values, counts, groups = group_ties(distances)
+            group_mass, worst_mass, removed = solve_hr(values, counts, n, alpha, radius)
+            mass = group_mass if groups is None else (group_mass / counts)[groups]
 
-    value = worst_value - spread * float(group_mass @ normalised)
-    if inverse is None:  # no ties: one sample per group, in the order of `order`
-        sample_weights = np.empty(kept.size)
-        sample_weights[order] = group_mass
-    else:
-        sample_weights = (group_mass / counts)[inverse]
+    value = worst_value - spread * float(mass @ distances)
+    sample_weights = np.empty(n)
+    sample_weights[descending] = mass
     weights = sample_weights.copy()
     if bound is None and worst_mass > 0.0:
-        # Group 0 holds exactly the samples tied at the maximum (d = 0, the first counts[0] in sorted order):
-        # they take the worst atom's mass.
-        top_group = int(counts[0])
+        # The samples tied at the maximum (d = 0, first in ascending d) take the worst atom's mass.
+        top_group = count_at_worst(distances)
         if top_group == 1:
-            weights[order[0]] += worst_mass
+            weights[descending.item(0)] += worst_mass
         else:
-            weights[order[:top_group]] += worst_mass / top_group
+            weights[descending[:top_group]] += worst_mass / top_group
     if included is not None:
         sample_weights, weights = _scatter(sample_weights, included), _scatter(weights, included)
     return HRSolution(
@@ -119,28 +119,25 @@ def solve(
     )
 
 
-def group_ties(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Distinct values in ascending order, their multiplicities, the sorting order, and each entry's group.
+def group_ties(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Distinct values of ascending ``distances``, their multiplicities, and each entry's group.
 
-    Computes values = unique(d), counts, order = argsort(d), and inverse with values[inverse] == d; inverse is
-    None when no two entries tie (then group g is the single entry order[g]), the common case.
+    Computes values = unique(d), counts, and groups with values[groups] == d; groups is None when no two
+    entries tie (then group g is entry g), the common case.
 
     Args:
-        distances: Normalised losses d (n,).
+        distances: Normalised losses d (n,), ascending.
 
     Returns:
-        (values (K,), counts (K,), order (n,), inverse (n,) or None).
+        (values (K,), counts (K,), groups (n,) or None).
     """
-    order = distances.argsort()
-    ordered = distances[order]
-    same = ordered[1:] == ordered[:-1]
+    same = distances[1:] == distances[:-1]
     if not same.any():
-        return ordered, np.ones(ordered.size, dtype=np.intp), order, None
+        return distances, np.ones(distances.size, dtype=np.intp), None
     starts = np.flatnonzero(np.concatenate(([True], ~same)))
-    counts = np.diff(starts, append=ordered.size)
-    inverse = np.empty(ordered.size, dtype=np.intp)
-    inverse[order] = np.cumsum(np.concatenate(([0], ~same)))
-    return ordered[starts], counts, order, inverse
+    counts = np.diff(starts, append=distances.size)
+    groups = np.cumsum(np.concatenate(([0], ~same)))
+    return distances[starts], counts, groups
 
 
 def _scatter(kept: np.ndarray, included: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from strategies import alphas, ambiguities, loss_batches, oracle_radii, radii
 
 import hrcore
 from hrcore import reference
+from hrcore.kl_dual import DIRECT_RADIUS
 from hrcore.programs import binary_kl
 from hrcore.reference import ReferenceInaccurate
 
@@ -254,6 +255,29 @@ def test_hd_equals_hr_when_alpha_or_r_is_zero(losses: np.ndarray, value: float) 
         hd, hr = hrcore.solve(losses, alpha, r, "HD"), hrcore.solve(losses, alpha, r, "HR")
         assert hd.value == hr.value
         np.testing.assert_array_equal(hd.weights, hr.weights)
+
+
+@settings(max_examples=60)
+@given(losses=loss_batches(max_size=256), alpha=alphas, ambiguity=ambiguities)
+def test_direct_and_series_evaluations_agree_at_their_switch(
+    losses: np.ndarray, alpha: float, ambiguity: str
+) -> None:
+    # From DIRECT_RADIUS up the dual is summed directly, below it by the cancellation-free series: a
+    # relative change of 1e-12 in r crosses over and must move nothing beyond what 1e-12 in r moves.
+    below = hrcore.solve(losses, alpha, DIRECT_RADIUS * (1.0 - 1e-12), ambiguity)
+    above = hrcore.solve(losses, alpha, DIRECT_RADIUS, ambiguity)
+    scale = value_scale(losses, above.value)
+    assert abs(above.value - below.value) <= 1e-11 * scale
+    np.testing.assert_allclose(above.weights, below.weights, rtol=0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize("r", [1e-4, 0.1])
+def test_subnormal_alpha_keeps_its_worst_mass(r: float) -> None:
+    # q moves 5e-324 onto the worst atom; p must keep some mass there, or KL(q‖p) is infinite.
+    losses = np.array([1.91088506, 0.80936014])
+    solution = hrcore.solve(losses, 5e-324, r)
+    assert solution.worst_weight > 0.0
+    assert divergence_needed(losses, solution, 5e-324, "HD") <= r + 1e-12
 
 
 def test_zero_alpha_zero_r_is_the_mean() -> None:
