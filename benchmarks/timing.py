@@ -13,6 +13,7 @@ def interleaved_medians(
     repeats: int = 50,
     warmup: int = 3,
     clock: Callable[[], float] = time.perf_counter,
+    rotate: bool = True,
 ) -> dict[str, float]:
     """Median time in seconds of each candidate over interleaved repetitions.
 
@@ -25,6 +26,9 @@ def interleaved_medians(
         warmup: Untimed rounds first (compilation, caches).
         clock: The clock: wall time by default; ``time.process_time`` counts this process's CPU time only,
             which is steadier on a shared machine for single-threaded work.
+        rotate: Rotate the order between rounds. False keeps the given order in every round, so each
+            candidate always runs right after the same one (e.g. a fast call after a slow one that evicts
+            the caches, as in a training loop).
 
     Returns:
         Name -> median seconds.
@@ -35,7 +39,7 @@ def interleaved_medians(
             candidates[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(repeats):
-        shift = round_index % len(names)
+        shift = round_index % len(names) if rotate else 0
         for name in names[shift:] + names[:shift]:
             start = clock()
             candidates[name]()
