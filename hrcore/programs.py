@@ -165,13 +165,13 @@ def solve_hd(values: np.ndarray, alpha: float, r: float) -> ProgramSolution:
         if at_worst:
             # u* → 0 with mass at d = 0: p_i ∝ q_i/(u* + d_i) concentrates on d = 0, in proportion to q.
             at_zero = moved + at_worst / n
-            group_mass = np.zeros(n)
-            group_mass[:at_worst] = 1.0 / (n * at_zero)
-            return ProgramSolution(group_mass, moved / at_zero, moved)
+            sample_mass = np.zeros(n)
+            sample_mass[:at_worst] = 1.0 / (n * at_zero)
+            return ProgramSolution(sample_mass, moved / at_zero, moved)
         # A worst atom of negligible mass (e.g. α = 1e-200): the boundary solution is its exact limit.
-        group_mass = np.zeros(n)
-        group_mass[:size] = math.exp(-r + float(atom_mass @ np.log(atom_values))) * atom_mass / atom_values
-        return ProgramSolution(group_mass, _rest(group_mass), moved)
+        sample_mass = np.zeros(n)
+        sample_mass[:size] = math.exp(-r + float(atom_mass @ np.log(atom_values))) * atom_mass / atom_values
+        return ProgramSolution(sample_mass, _rest(sample_mass), moved)
     # p ∝ q/(u* + d) (u* ≥ e^−700 keeps q/u* finite); Σp = e^{H(u*)} = 1 at the root, and dividing by the
     # computed sum removes the last rounding. It is written over the poisoned masses, already 0 past `size`.
     p = np.divide(atom_mass, np.add(atom_values, u), out=atom_mass)
