@@ -1,15 +1,17 @@
 """Training a network to tolerate weight mismatch, in PyTorch: the published frozen-noise-to-sine experiment.
 
-A 2000→8→2 tanh network (no biases) maps each of 3 frozen noise inputs (T = 100 steps, inputs N(0, 1) + 1) to
-two sines sin(2π ω t + φ) with random ω and φ. It is trained twice with Adam (1e-4, single samples, 100
-repeats per class per epoch): once on the MSE (standard), once on ``mismatch_adversarial_loss`` (σ_fwd 0.1,
-σ_init 1e-3, ζ 0.025, β 0.25, 10 attack steps, MSE for both losses). Both are then evaluated under simulated
-mismatch Θ + |Θ|·ζ·N(0, 1) for ζ = 0, 0.1, …, 0.6 (mean ± std over draws), printed as a table and plotted.
+A 2000→8→2 tanh network (no biases; ``--biases`` adds them; Kaiming-uniform weights, as Rockpool initialises
+them) maps each of 3 frozen noise inputs (T = 100 steps, inputs N(0, 1) + 1) to two sines sin(2π ω t + φ) with
+random ω and φ. It is trained twice with Adam (1e-4, single samples, 100 repeats per class per epoch): once on
+the MSE (standard), once on ``mismatch_adversarial_loss`` (σ_fwd 0.1, σ_init 1e-3, ζ 0.025, β 0.25, 10 attack
+steps, MSE for both losses). Both are then evaluated under simulated mismatch Θ + |Θ|·ζ·N(0, 1) for ζ = 0,
+0.1, …, 0.6 (mean ± std over draws), printed as a table and plotted.
 
-The default is the published length, 300 epochs: about 15 minutes on 2 shared CPU cores (eager PyTorch takes
-a few milliseconds per adversarial step); ``--epochs`` shortens it, ``--quick`` is a toy run. One such run
-(seed 0, 200 draws) gave standard/robust MSE ratios 1.25, 1.44, 1.55 at ζ = 0.2, 0.3, 0.6, with the robust
-network paying ~700× in nominal MSE (published, on another draw of the task: 2–3× and 100–240×).
+The default is the published length, 300 epochs: about 15 minutes on 2 shared CPU cores (eager PyTorch takes a
+few milliseconds per adversarial step); ``--epochs`` shortens it, ``--quick`` is a toy run. One such run (seed
+0, 200 draws) gave standard/robust MSE ratios 1.10, 1.34, 1.48 at ζ = 0.2, 0.3, 0.6, with the robust network
+paying ~1800× in nominal MSE (published, on another draw of the task: 2–3× and 100–240×; the JAX example,
+``examples/mismatch_jax.py``, reports five seeds).
 """
 
 from __future__ import annotations
@@ -58,29 +60,38 @@ def make_task(
     return torch.tensor(inputs, dtype=torch.float32), torch.tensor(targets, dtype=torch.float32)
 
 
-def make_network(rng: np.random.Generator, channels: int, hidden: int, outputs: int) -> nn.Module:
-    """The bias-free tanh network, weights uniform in ±√(2/fan_in) per layer.
+def make_network(
+    rng: np.random.Generator, channels: int, hidden: int, outputs: int, biases: bool = False
+) -> nn.Module:
+    """The tanh network: Kaiming-uniform weights U(±√(6/fan_in)), optional biases U(±√(1/fan_in)).
 
-    Computes f(X) = tanh(X W_inᵀ) W_outᵀ, applied at every time step.
+    Computes f(X) = tanh(X W_inᵀ + b_in) W_outᵀ + b_out (b = 0 without biases), applied at every time step;
+    the initialisations are Rockpool's (as in ``examples/mismatch_jax.py``).
 
     Args:
         rng: Random generator.
         channels: Inputs.
         hidden: Hidden units.
         outputs: Outputs.
+        biases: Add a bias to each layer (attacked and perturbed like the weights).
 
     Returns:
         The network.
     """
     net = nn.Sequential(
-        nn.Linear(channels, hidden, bias=False), nn.Tanh(), nn.Linear(hidden, outputs, bias=False)
+        nn.Linear(channels, hidden, bias=biases), nn.Tanh(), nn.Linear(hidden, outputs, bias=biases)
     )
     with torch.no_grad():
         for layer in (net[0], net[2]):
-            limit = np.sqrt(2.0 / layer.in_features)
+            limit = np.sqrt(6.0 / layer.in_features)
             layer.weight.copy_(
                 torch.tensor(rng.uniform(-limit, limit, layer.weight.shape), dtype=torch.float32)
             )
+            if biases:
+                bias_limit = np.sqrt(1.0 / layer.in_features)
+                layer.bias.copy_(
+                    torch.tensor(rng.uniform(-bias_limit, bias_limit, layer.bias.shape), dtype=torch.float32)
+                )
     return net
 
 
@@ -166,6 +177,11 @@ def main(argv: list[str] | None = None) -> dict[str, MismatchCurve]:
     parser.add_argument("--draws", type=int, default=None, help="mismatch draws per level (default 200)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (published: 1e-4)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--biases",
+        action="store_true",
+        help="add a bias to each layer, attacked too (Rockpool's linear layers have one by default)",
+    )
     parser.add_argument("--out", type=Path, default=Path("mismatch_torch.png"), help="PNG plot path")
     args = parser.parse_args(argv)
     channels, repeats = (200, 10) if args.quick else (2000, 100)
@@ -176,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, MismatchCurve]:
 
     rng = np.random.default_rng(args.seed)
     inputs, targets = make_task(rng, classes, length, channels, outputs)
-    initial = make_network(rng, channels, hidden, outputs)
+    initial = make_network(rng, channels, hidden, outputs, args.biases)
     order = [
         c for c in range(classes) for _ in range(repeats)
     ]  # class 0 ×repeats, then 1, then 2 (published)
@@ -193,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, MismatchCurve]:
     for name, robust in (("robust", True), ("standard", False)):
         print(f"training {name} network", flush=True)
         start = time.perf_counter()
-        trained[name] = make_network(np.random.default_rng(0), channels, hidden, outputs)
+        trained[name] = make_network(np.random.default_rng(0), channels, hidden, outputs, args.biases)
         trained[name].load_state_dict(initial.state_dict())
         train(trained[name], inputs, targets, order, epochs, robust, args.seed, attack, args.lr)
         print(f"  {name} training took {time.perf_counter() - start:.1f} s", flush=True)
