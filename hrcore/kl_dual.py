@@ -130,11 +130,7 @@ def dual_gradient(
         return value, slope, math.nan, a
     np.multiply(square, centred, out=centred)
     skew, variance = (rows.moments @ weights).tolist()
-    value, slope = log_gap(gap, -variance / a, log_r)
-    if gap <= 0.0:
-        return value, slope, math.nan, a
-    bend = (2.0 * variance * (1.0 - 2.0 * m) - 2.0 * sign * skew + variance * m) / a - (variance / a) ** 2
-    return value, slope, bend / gap - slope * slope, a
+    return (*root_derivatives(gap, m, a, variance, sign * skew, log_r), a)
 
 
 # From this radius up, H + r = r at the root is large enough that summing its terms directly (each of the
@@ -190,12 +186,8 @@ def direct_gradient(
     second += extra
     third += extra
     variance = max(second - mean * mean, 0.0)
-    value, slope = log_gap(gap, -variance / a, log_r)
-    if gap <= 0.0:
-        return value, slope, math.nan, a
     skew = sign * (third - 3.0 * mean * second + 2.0 * mean * mean * mean)
-    bend = (2.0 * variance * (1.0 - 2.0 * m) - 2.0 * skew + variance * m) / a - (variance / a) ** 2
-    return value, slope, bend / gap - slope * slope, a
+    return (*root_derivatives(gap, m, a, variance, skew, log_r), a)
 
 
 def two_node_start(worst_mass: float, moments: tuple[float, float, float], r: float, u_guess: float) -> float:
@@ -249,6 +241,27 @@ def two_node_start(worst_mass: float, moments: tuple[float, float, float], r: fl
         if abs(step) < _MODEL_TOLERANCE:
             break
     return math.exp(t)
+
+
+def root_derivatives(
+    gap: float, m: float, a: float, variance: float, skew: float, log_r: float
+) -> tuple[float, float, float]:
+    """(F, dF/dt, d²F/dt²) of F = log(H + r) − log r from H + r and the moments of y = x/(1+x).
+
+    Computes g' = −V/a and g'' = (2V(1 − 2m) − 2T)/a + Vm/a − V²/a² for g = H + r, with m = Σ w y,
+    a = Σ w/(1+x), V and T the second and third central moments of y; then F' = g'/g, F'' = g''/g − F'².
+    F'' is NaN where H + r underflows to 0 (F = −∞ there).
+    """
+    value, slope = log_gap(gap, -variance / a, log_r)
+    if gap <= 0.0:
+        return value, slope, math.nan
+    bend = (2.0 * variance * (1.0 - 2.0 * m) - 2.0 * skew + variance * m) / a - (variance / a) ** 2
+    return value, slope, bend / gap - slope * slope
+
+
+def chi_square_start(variance: float, r: float) -> float:
+    """u₀ = σ/√(2r): where the KL ball, like a χ² ball for small r, puts the root (1 when σ = 0)."""
+    return math.exp(0.5 * (math.log(variance) - math.log(2.0 * r))) if variance > 0.0 else 1.0
 
 
 def log_gap(gap: float, slope: float, log_r: float) -> tuple[float, float]:
@@ -349,6 +362,5 @@ def moments_start(
     np.multiply(values, values, out=rows.square)
     np.multiply(rows.square, values, out=rows.cube)
     first, second, third = (rows.block[2:5] @ weights).tolist()
-    variance = second - first * first
-    guess = math.sqrt(variance / (2.0 * r)) if variance > 0.0 else 1.0
+    guess = chi_square_start(second - first * first, r)
     return two_node_start(worst_mass, (first, second, third), r, guess)

@@ -19,6 +19,7 @@ from hrcore.kl_dual import (
     RootBelowRange,
     Scratch,
     boundary_value,
+    chi_square_start,
     direct_gradient,
     dual_gradient,
     find_root,
@@ -72,10 +73,9 @@ def _rest(mass: np.ndarray) -> float:
 
 
 def _start(values: np.ndarray, weights: np.ndarray, r: float) -> float:
-    # For small r the KL ball behaves like a χ² ball: u* ≈ σ/√(2r) in normalised units.
+    # The variance centred first: the series path serves tiny r, where σ may be tiny beside the mean.
     centred = values - float(weights @ values)
-    variance = float(weights @ (centred * centred))
-    return math.exp(0.5 * (math.log(variance) - math.log(2.0 * r))) if variance > 0.0 else 1.0
+    return chi_square_start(float(weights @ (centred * centred)), r)
 
 
 def count_at_worst(values: np.ndarray) -> int:
