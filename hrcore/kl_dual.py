@@ -211,11 +211,11 @@ def two_node_start(worst_mass: float, moments: tuple[float, float, float], r: fl
         # Without an atom at d = 0, H stays finite as u → 0 and the model may have no root at all.
         return u_guess
     rest = 1.0 - worst_mass
-    first, second, third = (moment / rest for moment in moments)
+    first, second, third = moments[0] / rest, moments[1] / rest, moments[2] / rest
     variance = second - first * first
-    if variance <= 0.0 or first <= 0.0:
-        nodes: tuple[tuple[float, float], ...] = ((rest, first),)
-    else:
+    # Two (mass, value) nodes; a degenerate law puts everything on the first (the second has no mass).
+    nodes = ((rest, first), (0.0, first))
+    if variance > 0.0 and first > 0.0:
         deviation = math.sqrt(variance)
         skewness = (third - 3.0 * first * second + 2.0 * first**3) / deviation**3
         root = math.sqrt(skewness * skewness + 4.0)
@@ -287,6 +287,64 @@ def boundary_value(weights: np.ndarray, values: np.ndarray, r: float) -> float:
     return -r + float(weights @ np.log(values)) + math.log(float((weights / values).sum()))
 
 
+# What ``root_step`` tells its caller.
+STEP_ON = 0  # keep iterating from the new t
+STEP_ROOT = 1  # t is the root
+STEP_ROOT_IF_SMOOTH = (
+    2  # t is the root if F is smooth between the last evaluation and t (a final Halley step)
+)
+
+
+def root_step(
+    t: float, low: float, high: float, h: float, slope: float, bend: float
+) -> tuple[int, float, float, float]:
+    """One safeguarded Halley/Newton step towards the root of a decreasing F, in t = log u.
+
+    Solves F(e^t) = 0 locally: from F, dF/dt and d²F/dt² (NaN where unknown) at t, takes Halley's step (or
+    Newton's) when it stays inside the bracket (low, high) with F(low) > 0 > F(high), else bisects, or
+    widens a one-sided bracket by e^8. Plain scalar arithmetic: the compiled solver runs this same step.
+
+    Args:
+        t: log u of the current point.
+        low: The largest t seen with F > 0 (−∞ before one).
+        high: The smallest t seen with F < 0 (+∞ before one).
+        h: F at t.
+        slope: dF/dt at t.
+        bend: d²F/dt² at t, or NaN.
+
+    Returns:
+        (STEP_ON, STEP_ROOT or STEP_ROOT_IF_SMOOTH; the next t; the updated low and high).
+    """
+    if h == 0.0:
+        return STEP_ROOT, t, low, high
+    if h > 0.0:
+        low = t
+    else:
+        high = t
+    scale = max(1.0, abs(t))
+    if slope < 0.0 and math.isfinite(h) and math.isfinite(slope):
+        step = -h / slope
+        tolerance = _NEWTON_TOLERANCE * scale
+        lean = h * bend / (slope * slope)  # NaN where the curvature is unknown: plain Newton
+        halley = abs(lean) <= 1.0
+        if halley:
+            # Halley's correction (cubic convergence) changes the Newton step by a factor in [2/3, 2]. Its
+            # error bound K·step³ is absolute in t, the relative error of u: no scaling by |t|.
+            step /= 1.0 - 0.5 * lean
+            tolerance = _HALLEY_TOLERANCE
+        # Far from a bracket, Newton on the flat tail can jump arbitrarily far: cap one move at e^8.
+        step = max(-8.0, min(8.0, step))
+        if low < t + step < high:
+            if abs(step) <= tolerance:
+                # Quadratic (cubic) convergence: the step after this one would be below rounding.
+                return (STEP_ROOT_IF_SMOOTH if halley else STEP_ROOT), t + step, low, high
+            return STEP_ON, t + step, low, high
+    if math.isfinite(low) and math.isfinite(high):
+        middle = 0.5 * (low + high)
+        return (STEP_ROOT if high - low <= _STEP_TOLERANCE * scale else STEP_ON), middle, low, high
+    return STEP_ON, (low + 8.0 if math.isfinite(low) else high - 8.0), low, high
+
+
 def find_root(
     state: Callable[[float], tuple[float, float, float]],
     u_start: float,
@@ -294,9 +352,7 @@ def find_root(
 ) -> float:
     """Root of a decreasing function F(u) on u > 0, by safeguarded Halley/Newton steps in t = log u.
 
-    Solves F(e^t) = 0 given dF/dt and, where known, d²F/dt²; keeps a bracket [lo, hi] with F(lo) > 0 > F(hi),
-    falls back to bisection when a step leaves it, and widens the bracket by e^8 per step until it holds the
-    root.
+    Solves F(e^t) = 0 given dF/dt and, where known, d²F/dt², by ``root_step`` from t = log u_start.
 
     Args:
         state: u -> (F(u), dF/dt(u), d²F/dt²(u) or NaN where unknown).
@@ -318,39 +374,11 @@ def find_root(
             raise RootBelowRange(math.exp(_LOWEST_T))
         if t >= -_LOWEST_T:
             break
-        h, slope, bend = state(math.exp(t))
-        if h == 0.0:
+        outcome, t, low, high = root_step(t, low, high, *state(math.exp(t)))
+        if outcome == STEP_ROOT or (
+            outcome == STEP_ROOT_IF_SMOOTH and (smooth_to is None or smooth_to(math.exp(t)))
+        ):
             return math.exp(t)
-        if h > 0.0:
-            low = t
-        else:
-            high = t
-        scale = max(1.0, abs(t))
-        if slope < 0.0 and math.isfinite(h) and math.isfinite(slope):
-            step = -h / slope
-            tolerance = _NEWTON_TOLERANCE * scale
-            lean = h * bend / (slope * slope)  # NaN where the curvature is unknown: plain Newton
-            if abs(lean) <= 1.0:
-                # Halley's correction (cubic convergence) changes the Newton step by a factor in [2/3, 2]. Its
-                # error bound K·step³ is absolute in t, the relative error of u: no scaling by |t|.
-                step /= 1.0 - 0.5 * lean
-                tolerance = _HALLEY_TOLERANCE
-            # Far from a bracket, Newton on the flat tail can jump arbitrarily far: cap one move at e^8.
-            step = max(-8.0, min(8.0, step))
-            if low < t + step < high:
-                if abs(step) <= tolerance:
-                    # Quadratic (cubic) convergence: the step after this one would be below rounding.
-                    u = math.exp(t + step)
-                    if tolerance != _HALLEY_TOLERANCE or smooth_to is None or smooth_to(u):
-                        return u
-                t += step
-                continue
-        if math.isfinite(low) and math.isfinite(high):
-            if high - low <= _STEP_TOLERANCE * scale:
-                return math.exp(0.5 * (low + high))
-            t = 0.5 * (low + high)
-        else:
-            t = low + 8.0 if math.isfinite(low) else high - 8.0
     raise ArithmeticError("the KL-dual root finder did not converge; please report this instance.")
 
 

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from hrcore import compiled
 from hrcore.programs import count_at_worst, solve_hd, solve_hr
 from hrcore.solution import HRSolution
 from hrcore.validation import (
@@ -59,9 +60,13 @@ def solve(
             or solver, or an upper bound below the largest loss.
         TypeError: For non-numeric losses or hyper-parameters.
     """
-    alpha = check_alpha(alpha)
-    r = check_radius(r)
-    ambiguity = check_ambiguity(ambiguity)
+    # The common types pass without the checks' calls (a few µs each when the caches are cold).
+    if not (type(alpha) is float and 0.0 <= alpha < 1.0):
+        alpha = check_alpha(alpha)
+    if not (type(r) is float and 0.0 <= r < math.inf):
+        r = check_radius(r)
+    if ambiguity != "HD" and ambiguity != "HR":
+        ambiguity = check_ambiguity(ambiguity)
     if solver == "cvxpy":
         from hrcore import reference
 
@@ -69,6 +74,25 @@ def solve(
     if solver != "exact":
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
 
+    # HR with α = 0 or r = 0 is the HD program (solved by the same code, so the two agree to the bit).
+    if (ambiguity == "HD" or alpha == 0.0 or r == 0.0) and mask is None and upper_bound is None:
+        array = _float_vector(losses)
+        found = None if array is None else compiled.solve_hd(array, alpha, r)
+        if found is not None:
+            weights, sample_weights, worst_mass, removed, value, worst_value = found
+            return HRSolution(
+                weights=weights,
+                sample_weights=sample_weights,
+                worst_weight=worst_mass,
+                value=value,
+                worst_value=worst_value,
+                ambiguity=ambiguity,
+                alpha=alpha,
+                r=r,
+                upper_bound=None,
+                removed_mass=removed,
+                solver="exact",
+            )
     _, included, kept, order, ordered, bound, worst_value, spread = as_batch(losses, mask, upper_bound)
     n = kept.size
     # Entries in ascending d = descending loss: position j holds sample descending[j].
@@ -138,6 +162,25 @@ def group_ties(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     counts = np.diff(starts, append=distances.size)
     groups = np.cumsum(np.concatenate(([0], ~same)))
     return distances[starts], counts, groups
+
+
+def _float_vector(losses: object) -> np.ndarray | None:
+    """``losses`` as a C-contiguous float64 vector when it is a non-empty 1-D real array or list, else None.
+
+    Anything else (other shapes, dtypes, ragged input) is left to ``as_batch``, which owns the error messages.
+    """
+    if type(losses) is not np.ndarray:
+        if not isinstance(losses, (list, tuple)):
+            return None
+        try:
+            losses = np.asarray(losses)
+        except (ValueError, TypeError):
+            return None
+    if losses.ndim != 1 or losses.size == 0:
+        return None
+    if losses.dtype.char == "d" and losses.flags.c_contiguous:
+        return losses
+    return np.ascontiguousarray(losses, dtype=np.float64) if losses.dtype.kind in "fiu" else None
 
 
 def _scatter(kept: np.ndarray, included: np.ndarray) -> np.ndarray:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from frameworks import require
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import alphas, ambiguities, loss_batches, oracle_radii, radii
 
 import hrcore
-from hrcore import reference
+from hrcore import compiled, reference
 from hrcore.kl_dual import DIRECT_RADIUS
 from hrcore.programs import binary_kl
 from hrcore.reference import ReferenceInaccurate
@@ -20,6 +22,22 @@ VALUE_RTOL = 1e-7
 TOTAL_ATOL = 1e-5
 ORACLE_RESOLUTION = 1e-5
 ORACLE_TOLERANCES = (1e-10, 1e-12, 1e-13)
+
+
+@pytest.fixture(autouse=True, scope="module", params=["compiled", "numpy"])
+def solver_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test of this module runs on both paths of ``solve``: the numba kernel where it applies, and numpy.
+
+    Module-scoped (hypothesis refuses function-scoped fixtures): the whole module runs once per path.
+    """
+    if request.param == "compiled" and not compiled.available():
+        require("numba")  # fails under CI=true, skips locally
+        pytest.fail("numba imports but hrcore.compiled is not available (HRCORE_COMPILED=0?)")
+    saved = compiled.ENABLED
+    compiled.ENABLED = request.param == "compiled"
+    yield request.param
+    compiled.ENABLED = saved
+
 
 # Oracle outcomes across the comparison tests, checked by test_oracle_skips_are_rare (same file, runs after).
 ORACLE = {"compared": 0, "inaccurate": 0}
