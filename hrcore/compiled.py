@@ -1,12 +1,14 @@
 """The common case of ``solve`` compiled with numba: a whole batch in one machine-code call.
 
-Solves the HD program (poison P̂, then the KL dual in u by direct sums) for a batch without mask or upper
-bound and with r = 0 or r ≥ DIRECT_RADIUS, in fused loops. At N ≈ 100 the numpy path spends most of its time
-in the fixed cost of ~40 array calls, which grows several-fold when the caches are cold after a training step;
-here the whole solve is one call. The scalar pieces (the Halley/Newton step, the dual's derivatives, the
-two-node start) are the numpy path's own functions, compiled, so both paths run the same iteration. Anything
-else (ties with the worst atom only, a root below e^−700, bad input) returns FALLBACK and is left to the numpy
-path, which also owns every error message.
+Solves the HD program (poison P̂, then the KL dual in u by direct sums) and the HR program (the KL dual with
+its inner cap e*(u) solved exactly, then poison) for a batch without mask or upper bound, with r ≥
+DIRECT_RADIUS (or r = 0 for HD), in fused loops. At N ≈ 100 the numpy path spends most of its time in the
+fixed cost of ~40 array calls, several-fold larger when the caches are cold after a training step; here a
+solve is one call. HD needs no sort (a quickselect finds the poisoning cut); HR sorts to group ties and scan
+the cap. The scalar pieces (the Halley/Newton step, the dual's derivatives, the two-node start, the binary
+KL) are the numpy path's own functions, compiled, so both paths run the same iteration. Anything else (a
+root below e^−700, all-equal losses, bad input) returns FALLBACK and is left to the numpy path, which also
+owns every error message.
 
 numba is optional (``pip install 'hrcore[fast]'``) and imported on first use: ``import hrcore`` stays fast.
 """
@@ -71,6 +73,20 @@ def solve_hd(losses: np.ndarray, alpha: float, r: float) -> tuple[Any, ...] | No
     return None if result[0] != SOLVED else (weights, sample_weights, *result[1:])
 
 
+def solve_hr(losses: np.ndarray, alpha: float, r: float) -> tuple[Any, ...] | None:
+    """The HR solution of a float64 batch (α > 0, r ≥ DIRECT_RADIUS), or None where numpy must take it.
+
+    Computes what ``solve_hd`` does, for the HR program: sorted and grouped by tied loss, the inner cap e*(u)
+    solved exactly at each step of the same root finder as ``hrcore.programs.solve_hr``.
+    """
+    kernels = _load() if ENABLED else None
+    if kernels is None or not (alpha > 0.0 and r >= kl_dual.DIRECT_RADIUS):
+        return None
+    weights, sample_weights = np.empty(losses.size), np.empty(losses.size)
+    result = kernels["hr"](losses, alpha, r, weights, sample_weights)
+    return None if result[0] != SOLVED else (weights, sample_weights, *result[1:])
+
+
 def _build() -> dict[str, Callable[..., Any]]:
     """Compile the kernels; the kl_dual scalar functions are registered so compiled code can call them."""
     from numba import njit
@@ -78,7 +94,11 @@ def _build() -> dict[str, Callable[..., Any]]:
 
     # root_derivatives calls log_gap as a plain global: registering it lets compiled callers resolve it.
     register_jitable(kl_dual.log_gap)
+    from hrcore import programs
+
     root_step = njit(kl_dual.root_step)
+    binary_kl = njit(programs.binary_kl)
+    step_root_if_smooth = kl_dual.STEP_ROOT_IF_SMOOTH
     two_node_start = njit(kl_dual.two_node_start)
     root_derivatives = njit(kl_dual.root_derivatives)
     chi_square_start = njit(kl_dual.chi_square_start)
@@ -249,4 +269,258 @@ def _build() -> dict[str, Callable[..., Any]]:
                 weights[i] += worst_mass / at_worst
         return SOLVED, worst_mass, moved, worst - spread * expected, worst
 
-    return {"hd": hd}
+    @njit(error_model="numpy", nogil=True)
+    def hr_cap(
+        values: np.ndarray,
+        counts: np.ndarray,
+        coefficient: np.ndarray,
+        limit: np.ndarray,
+        log_ratio: np.ndarray,
+        n: int,
+        u: float,
+        log_alpha_r: float,
+    ) -> tuple[int, bool, float, float]:
+        # ``_HRDual.cap`` at u, stopping at the first group whose right slope is ≥ 0: the groups past it are
+        # capped, so their log-positions are never needed. Fills log_ratio up to that group.
+        prefix, first = 0.0, values.size - 1
+        for j in range(values.size):
+            log_ratio[j] = math.log1p(values[j] / u)
+            prefix += counts[j] * log_ratio[j]
+            if coefficient[j] * log_ratio[j] + prefix <= limit[j]:
+                first = j
+                break
+        log_first = log_ratio[first]
+        above = n + coefficient[first]  # samples strictly above the first capped group's d
+        share = (above + counts[first]) / n
+        kink = first == 0 or (math.log(share) - log_alpha_r + (prefix + above * log_first) / n >= log_first)
+        if kink:
+            cap_log = log_first
+        else:
+            below = prefix - counts[first] * log_first
+            cap_log = (below / n - log_alpha_r + math.log(share)) / (1.0 - share)
+            cap_log = min(max(cap_log, log_ratio[first - 1]), log_first)
+        return first, kink, math.expm1(cap_log), cap_log
+
+    @njit(error_model="numpy", nogil=True)
+    def hr_state(
+        values: np.ndarray,
+        weights: np.ndarray,
+        first: int,
+        kink: bool,
+        cap_excess: float,
+        cap_log: float,
+        log_ratio: np.ndarray,
+        u: float,
+        log_r: float,
+    ) -> tuple[float, float, float]:
+        # ``_HRDual.gradient`` after the cap: ``direct_gradient`` over the uncapped groups, the capped ones
+        # (all at x = e*/u) entering as one atom with their total mass.
+        capped = 0.0
+        for j in range(first, values.size):
+            capped += weights[j]
+        a, m, log_sum = 0.0, 0.0, 0.0
+        share2, share3, inverse2, inverse3 = 0.0, 0.0, 0.0, 0.0
+        for j in range(first + 1):
+            w = weights[j] if j < first else capped
+            x = values[j] / u if j < first else cap_excess
+            inverse = 1.0 / (x + 1.0)
+            share = x * inverse
+            a += w * inverse
+            m += w * share
+            log_sum += w * (log_ratio[j] if j < first else cap_log)
+            square = share * share
+            share2 += w * square
+            share3 += w * square * share
+            square = inverse * inverse
+            inverse2 += w * square
+            inverse3 += w * square * inverse
+        gap = log_sum + math.log(a)
+        if m <= 0.5:
+            mean, second, third, sign = m, share2, share3, 1.0
+        else:
+            mean, second, third, sign = a, inverse2, inverse3, -1.0
+        variance = max(second - mean * mean, 0.0)
+        skew = sign * (third - 3.0 * mean * second + 2.0 * mean * mean * mean)
+        value, slope, bend = root_derivatives(gap, m, a, variance, skew, log_r)
+        if not kink:
+            bend = math.nan
+            if math.isfinite(value):
+                # Along the interior path e*(u) moves with u: g'' = f_uu − f_ue²/f_ee adds to the slope.
+                gap_cap = cap_excess / (1.0 + cap_excess) - (1.0 - a)
+                slope += capped * gap_cap * gap_cap / ((1.0 - capped) * a) / math.exp(value + log_r)
+        return value, slope, bend
+
+    @njit(error_model="numpy", nogil=True)
+    def hr(
+        losses: np.ndarray, alpha: float, r: float, weights: np.ndarray, sample_weights: np.ndarray
+    ) -> tuple[int, float, float, float, float]:
+        n = losses.size
+        for i in range(n):
+            if not math.isfinite(losses[i]):
+                return FALLBACK, 0.0, 0.0, 0.0, 0.0
+        order = np.argsort(losses)
+        worst = losses[order[n - 1]]
+        spread = worst - losses[order[0]]
+        if spread == 0.0:
+            return FALLBACK, 0.0, 0.0, 0.0, 0.0
+        # Distinct d = (M − ℓ)/S ascending (descending loss), their counts, and each sorted position's group.
+        distinct, multiplicity, group = np.empty(n), np.empty(n), np.empty(n, dtype=np.intp)
+        size = 0
+        for j in range(n):
+            d = (worst - losses[order[n - 1 - j]]) / spread
+            if size == 0 or d != distinct[size - 1]:
+                distinct[size] = d
+                multiplicity[size] = 0.0
+                size += 1
+            multiplicity[size - 1] += 1.0
+            group[j] = size - 1
+        values, counts = distinct[:size], multiplicity[:size]
+        at_worst = counts[0]
+        movable = (n - at_worst) / n
+        group_mass = np.zeros(size)
+        if alpha >= movable:
+            group_mass[0] = at_worst / n
+            return _expand(
+                losses,
+                order,
+                group,
+                values,
+                counts,
+                group_mass,
+                weights,
+                sample_weights,
+                movable,
+                movable,
+                worst,
+                spread,
+            )
+        if binary_kl(movable, alpha) <= r:
+            # The KL-closest q with mass α below the maximum; poisoning then moves all of it.
+            group_mass[0] = 1.0 - alpha
+            worst_mass = max(0.0, 1.0 - group_mass.sum())
+            return _expand(
+                losses,
+                order,
+                group,
+                values,
+                counts,
+                group_mass,
+                weights,
+                sample_weights,
+                worst_mass,
+                alpha,
+                worst,
+                spread,
+            )
+        # ``_HRDual`` in direct mode: masses, the cap's constant limits, and the two-node start.
+        masses = counts / n
+        coefficient, limit = np.empty(size), np.empty(size)
+        log_alpha_r = r + math.log(alpha)
+        cumulative = 0.0
+        for j in range(size):
+            cumulative += counts[j]
+            coefficient[j] = -cumulative  # (n − cumulative) − n
+            limit[j] = n * (log_alpha_r + math.log(n)) - n * math.log(n - cumulative)
+        limit[size - 1] = math.inf
+        position = min(n - 1, math.ceil(n * (1.0 - alpha)))
+        top = group[position]
+        first_moment, second_moment, third_moment = 0.0, 0.0, 0.0
+        for j in range(size):
+            d = min(values[j], values[top])
+            w = masses[j] * d
+            first_moment += w
+            second_moment += w * d
+            third_moment += w * d * d
+        guess = chi_square_start(second_moment - first_moment * first_moment, r)
+        u = two_node_start(masses[0], (first_moment, second_moment, third_moment), r, guess)
+        log_ratio = np.empty(size)
+        t, low, high = math.log(u), -math.inf, math.inf
+        log_r = math.log(r)
+        outcome = step_on
+        piece_first, piece_kink = -1, False
+        for _ in range(iterations):
+            if t <= lowest_t or t >= -lowest_t:
+                break
+            u = math.exp(t)
+            first, kink, cap_excess, cap_log = hr_cap(
+                values, counts, coefficient, limit, log_ratio, n, u, log_alpha_r
+            )
+            piece_first, piece_kink = first, kink
+            h, slope, bend = hr_state(values, masses, first, kink, cap_excess, cap_log, log_ratio, u, log_r)
+            outcome, t, low, high = root_step(t, low, high, h, slope, bend)
+            if outcome == step_root_if_smooth:
+                # ``same_piece``: the last Halley step is taken only if e* stays on the piece it assumed.
+                first, kink, _, _ = hr_cap(
+                    values, counts, coefficient, limit, log_ratio, n, math.exp(t), log_alpha_r
+                )
+                if first == piece_first and kink == piece_kink:
+                    break
+                outcome = step_on
+            elif outcome != step_on:
+                break
+        if outcome == step_on:
+            return FALLBACK, 0.0, 0.0, 0.0, 0.0
+        # q_g ∝ w_g/(1 + min(d_g, e*)/u*), then ``trim_top``: α off the largest d, whole groups then a cut.
+        u = math.exp(t)
+        first, kink, cap_excess, cap_log = hr_cap(
+            values, counts, coefficient, limit, log_ratio, n, u, log_alpha_r
+        )
+        total = 0.0
+        for j in range(size):
+            x = values[j] / u if j < first else cap_excess
+            group_mass[j] = masses[j] / (x + 1.0)
+            total += group_mass[j]
+        group_mass /= total
+        tail, cut = 0.0, size
+        while cut > 0 and tail + group_mass[cut - 1] <= alpha:
+            tail += group_mass[cut - 1]
+            cut -= 1
+        if cut > 0:
+            group_mass[cut - 1] = tail + group_mass[cut - 1] - alpha
+        group_mass[cut:] = 0.0
+        worst_mass = max(0.0, 1.0 - group_mass.sum())
+        return _expand(
+            losses,
+            order,
+            group,
+            values,
+            counts,
+            group_mass,
+            weights,
+            sample_weights,
+            worst_mass,
+            alpha,
+            worst,
+            spread,
+        )
+
+    @njit(error_model="numpy", nogil=True)
+    def _expand(
+        losses: np.ndarray,
+        order: np.ndarray,
+        group: np.ndarray,
+        values: np.ndarray,
+        counts: np.ndarray,
+        group_mass: np.ndarray,
+        weights: np.ndarray,
+        sample_weights: np.ndarray,
+        worst_mass: float,
+        moved: float,
+        worst: float,
+        spread: float,
+    ) -> tuple[int, float, float, float, float]:
+        # Group masses split equally inside each tie group, per sample; the worst atom's mass is folded onto
+        # the samples at the maximum (group 0), as ``_fold`` does.
+        n = losses.size
+        expected = 0.0
+        for j in range(n):
+            g = group[j]
+            mass = group_mass[g] / counts[g]
+            sample_weights[order[n - 1 - j]] = mass
+            expected += mass * values[g]
+        weights[:] = sample_weights
+        for j in range(int(counts[0])):
+            weights[order[n - 1 - j]] += worst_mass / counts[0]
+        return SOLVED, worst_mass, moved, worst - spread * expected, worst
+
+    return {"hd": hd, "hr": hr}

@@ -74,25 +74,29 @@ def solve(
     if solver != "exact":
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
 
-    # HR with α = 0 or r = 0 is the HD program (solved by the same code, so the two agree to the bit).
-    if (ambiguity == "HD" or alpha == 0.0 or r == 0.0) and mask is None and upper_bound is None:
+    found = None
+    if mask is None and upper_bound is None:
         array = _float_vector(losses)
-        found = None if array is None else compiled.solve_hd(array, alpha, r)
-        if found is not None:
-            weights, sample_weights, worst_mass, removed, value, worst_value = found
-            return HRSolution(
-                weights=weights,
-                sample_weights=sample_weights,
-                worst_weight=worst_mass,
-                value=value,
-                worst_value=worst_value,
-                ambiguity=ambiguity,
-                alpha=alpha,
-                r=r,
-                upper_bound=None,
-                removed_mass=removed,
-                solver="exact",
-            )
+        if array is not None:
+            # HR with α = 0 or r = 0 is the HD program (solved by the same code: the two agree to the bit).
+            hd = ambiguity == "HD" or alpha == 0.0 or r == 0.0
+            found = compiled.solve_hd(array, alpha, r) if hd else compiled.solve_hr(array, alpha, r)
+    if found is not None:
+        weights, sample_weights, worst_mass, removed, value, worst_value = found
+        return HRSolution(
+            weights=weights,
+            sample_weights=sample_weights,
+            worst_weight=worst_mass,
+            value=value,
+            worst_value=worst_value,
+            ambiguity=ambiguity,
+            alpha=alpha,
+            r=r,
+            upper_bound=None,
+            removed_mass=removed,
+            solver="exact",
+        )
+
     _, included, kept, order, ordered, bound, worst_value, spread = as_batch(losses, mask, upper_bound)
     n = kept.size
     # Entries in ascending d = descending loss: position j holds sample descending[j].

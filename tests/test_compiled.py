@@ -12,7 +12,7 @@ import pytest
 from frameworks import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import alphas, loss_batches
+from strategies import alphas, ambiguities, loss_batches
 
 import hrcore
 from hrcore import compiled
@@ -45,19 +45,22 @@ def test_kernel_is_available_and_serves_plain_float_batches(switch: None) -> Non
     compiled.ENABLED = True
     assert compiled.available()
     losses = np.random.default_rng(0).lognormal(size=128)
-    # A float64 HD batch without mask or bound is solved by the kernel, not handed back.
+    # A float64 batch without mask or bound is solved by the kernel, not handed back.
     assert compiled.solve_hd(losses, 0.05, 0.1) is not None
-    assert compiled.solve_hd(losses.astype(np.float32).astype(np.float64), 0.1, 0.0) is not None
-    # Below the direct-sum radius the series path of numpy is needed.
+    assert compiled.solve_hd(losses, 0.1, 0.0) is not None
+    assert compiled.solve_hr(losses, 0.05, 0.1) is not None
+    assert compiled.solve_hr(losses, 0.1, DIRECT_RADIUS) is not None
+    # Below the direct-sum radius the series path of numpy is needed (HR with r = 0 is the HD program).
     assert compiled.solve_hd(losses, 0.05, DIRECT_RADIUS / 2) is None
+    assert compiled.solve_hr(losses, 0.05, DIRECT_RADIUS / 2) is None
 
 
-@settings(max_examples=300)
-@given(losses=loss_batches(max_size=600), alpha=alphas, r=compiled_radii)
-def test_kernel_matches_the_numpy_path(losses: np.ndarray, alpha: float, r: float) -> None:
+@settings(max_examples=400)
+@given(losses=loss_batches(max_size=600), alpha=alphas, r=compiled_radii, ambiguity=ambiguities)
+def test_kernel_matches_the_numpy_path(losses: np.ndarray, alpha: float, r: float, ambiguity: str) -> None:
     saved = compiled.ENABLED
     try:
-        fast, slow = both_paths(losses, alpha, r)
+        fast, slow = both_paths(losses, alpha, r, ambiguity=ambiguity)
     finally:
         compiled.ENABLED = saved
     scale = max(abs(slow.value), float(losses.max() - losses.min()), np.finfo(float).tiny)
@@ -73,14 +76,15 @@ def test_kernel_matches_the_numpy_path(losses: np.ndarray, alpha: float, r: floa
         assert np.all(tied == tied[0])
 
 
+@pytest.mark.parametrize("ambiguity", ["HD", "HR"])
 @pytest.mark.parametrize("n", [4, 5, 100, 1000])
-def test_cut_inside_a_tie_group_is_split_equally(switch: None, n: int) -> None:
-    # α·N falls inside the group of the lowest losses: the group keeps (its size)/N − α, shared equally.
+def test_cut_inside_a_tie_group_is_split_equally(switch: None, n: int, ambiguity: str) -> None:
+    # α·N falls inside the group of the lowest losses: the group keeps what is left of it, shared equally.
     losses = np.r_[np.zeros(n // 2 + 1), np.arange(1.0, n - n // 2)]
     alpha = 0.25
     compiled.ENABLED = True
-    assert compiled.solve_hd(losses, alpha, 0.1) is not None
-    fast, slow = both_paths(losses, alpha, 0.1)
+    assert (compiled.solve_hd if ambiguity == "HD" else compiled.solve_hr)(losses, alpha, 0.1) is not None
+    fast, slow = both_paths(losses, alpha, 0.1, ambiguity=ambiguity)
     low = fast.sample_weights[: n // 2 + 1]
     assert np.all(low == low[0]) and low[0] > 0.0
     np.testing.assert_allclose(fast.weights, slow.weights, atol=1e-12)
@@ -98,20 +102,24 @@ def test_float32_input_and_non_contiguous_views_are_served(switch: None) -> None
     np.testing.assert_allclose(fast.weights, slow.weights, atol=1e-12)
 
 
+@pytest.mark.parametrize("ambiguity", ["HD", "HR"])
 @pytest.mark.parametrize(("bad", "message"), [(np.nan, "NaN"), (np.inf, "inf"), (-np.inf, "inf")])
-def test_non_finite_losses_fall_back_to_the_clear_error(switch: None, bad: float, message: str) -> None:
+def test_non_finite_losses_fall_back_to_the_clear_error(
+    switch: None, bad: float, message: str, ambiguity: str
+) -> None:
     losses = np.array([1.0, 2.0, bad, 0.5])
     compiled.ENABLED = True
-    assert compiled.solve_hd(losses, 0.05, 0.1) is None
+    assert (compiled.solve_hd if ambiguity == "HD" else compiled.solve_hr)(losses, 0.05, 0.1) is None
     with pytest.raises(ValueError, match=message):
-        hrcore.solve(losses)
+        hrcore.solve(losses, ambiguity=ambiguity)
 
 
 def test_kernel_leaves_the_input_untouched(switch: None) -> None:
     losses = np.random.default_rng(2).lognormal(size=64)
     before = losses.copy()
     compiled.ENABLED = True
-    hrcore.solve(losses, 0.1, 0.1)
+    hrcore.solve(losses, 0.1, 0.1, "HD")
+    hrcore.solve(losses, 0.1, 0.1, "HR")
     np.testing.assert_array_equal(losses, before)
 
 
