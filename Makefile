@@ -37,3 +37,4 @@ format: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
+	find hrcore -name '*.nbi' -delete -o -name '*.nbc' -delete

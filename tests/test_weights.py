@@ -125,6 +125,9 @@ def divergence_needed(losses: np.ndarray, solution: hrcore.HRSolution, alpha: fl
         ranks = np.empty(n)
         ranks[order] = np.arange(1, n + 1)
         q = np.clip(ranks / n - moved, 0.0, 1.0 / n)
+        # ranks/N − moved leaves a rounding residue (~1e-17) where the cut is exact, e.g. when α covers every
+        # sample below the maximum: that sample has q = 0 exactly.
+        q[q < 1e-12 / n] = 0.0
         for value in np.unique(losses):  # equal split inside a tie group
             q[losses == value] = q[losses == value].mean()
         q_all, p_all = np.append(q, moved), np.append(p, solution.worst_weight)
