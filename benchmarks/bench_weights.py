@@ -16,6 +16,9 @@ max |w_baseline − w_hrcore| over the batches where the baseline returned weigh
 tuned oracle ``hrcore.reference`` (normalised losses, scaled cones, tolerance 1e-12, retries) on a few
 batches: what it takes for a conic solver to agree with the exact weights, and what it costs.
 
+``hrcore.solve`` takes its compiled path (``hrcore.compiled``) when numba is installed; run with
+HRCORE_COMPILED=0 to time the numpy path instead. The first line says which one ran.
+
 Run ``python benchmarks/bench_weights.py`` (about 2 minutes on 2 cores; ``--quick`` for a smoke run).
 """
 
@@ -34,7 +37,7 @@ import numpy as np
 from timing import interleaved_medians
 
 import hrcore
-from hrcore import reference
+from hrcore import compiled, reference
 
 SIZES = (32, 128, 512, 2048)
 SETTINGS = ((0.05, 0.1), (0.1, 0.01))  # (α, r)
@@ -155,6 +158,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny repetition counts (a smoke run)")
     args, _ = parser.parse_known_args()
+    path = "compiled (numba)" if compiled.available() else "numpy (numba missing or HRCORE_COMPILED=0)"
+    print(f"hrcore.solve path: {path}")
     print(f"cvxpy {cp.__version__}, Clarabel at default settings for the baseline; lognormal(-1, 1) losses")
     print(
         "rounds per configuration (timed + warm-up): "
