@@ -16,6 +16,7 @@ numba is optional (``pip install 'hrcore[fast]'``) and imported on first use: ``
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -42,10 +43,19 @@ def _load() -> dict[str, Callable[..., Any]] | None:
     if _kernels is None:
         try:
             from hrcore import kernels
+
+            _kernels = {"hd": kernels.hd, "hr": kernels.hr}
         except ImportError:  # numba is optional: without it the numpy path serves every batch
             _kernels = {}
-        else:
-            _kernels = {"hd": kernels.hd, "hr": kernels.hr}
+        except Exception as error:  # e.g. no writable cache directory: slower, never wrong
+            warnings.warn(
+                f"hrcore's compiled solver is unavailable ({type(error).__name__}: {error}); the numpy path "
+                "serves every batch. Set NUMBA_CACHE_DIR to a writable directory, or HRCORE_COMPILED=0 to "
+                "silence this.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _kernels = {}
     return _kernels or None
 
 

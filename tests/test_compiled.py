@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 
 import numpy as np
@@ -121,6 +122,27 @@ def test_kernel_leaves_the_input_untouched(switch: None) -> None:
     hrcore.solve(losses, 0.1, 0.1, "HD")
     hrcore.solve(losses, 0.1, 0.1, "HR")
     np.testing.assert_array_equal(losses, before)
+
+
+class _Unbuildable(types.ModuleType):
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError("cannot cache function 'hd': no locator available")
+
+
+def test_kernels_that_cannot_be_built_warn_and_leave_numpy_in_charge(
+    switch: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled.ENABLED = True
+    monkeypatch.setattr(compiled, "_kernels", None)
+    monkeypatch.delattr(hrcore, "kernels", raising=False)
+    monkeypatch.setitem(sys.modules, "hrcore.kernels", _Unbuildable("hrcore.kernels"))
+    losses = np.random.default_rng(3).lognormal(size=32)
+    with pytest.warns(RuntimeWarning, match="compiled solver is unavailable.*NUMBA_CACHE_DIR"):
+        assert not compiled.available()
+    assert compiled.solve_hd(losses, 0.05, 0.1) is None
+    served = hrcore.solve(losses, 0.05, 0.1)
+    compiled.ENABLED = False
+    np.testing.assert_array_equal(served.weights, hrcore.solve(losses, 0.05, 0.1).weights)
 
 
 def test_environment_switch_turns_the_kernel_off() -> None:
