@@ -16,12 +16,14 @@ from numba.extending import register_jitable
 from hrcore import kl_dual, programs
 from hrcore.compiled import FALLBACK, SOLVED
 
-# root_derivatives calls log_gap as a plain global: registering it lets compiled callers resolve it.
+# side_derivatives → root_derivatives → log_gap call each other as plain globals: registering the callees
+# lets compiled callers resolve them.
 register_jitable(kl_dual.log_gap)
+register_jitable(kl_dual.root_derivatives)
 root_step = njit(cache=True)(kl_dual.root_step)
 binary_kl = njit(cache=True)(programs.binary_kl)
 two_node_start = njit(cache=True)(kl_dual.two_node_start)
-root_derivatives = njit(cache=True)(kl_dual.root_derivatives)
+side_derivatives = njit(cache=True)(kl_dual.side_derivatives)
 chi_square_start = njit(cache=True)(kl_dual.chi_square_start)
 LOWEST_T = kl_dual._LOWEST_T
 ITERATIONS = kl_dual._MAX_ITERATIONS
@@ -57,9 +59,7 @@ def hd_state(
         mean, second, third, sign = m, share2, share3, 1.0
     else:
         mean, second, third, sign = a, inverse2 + moved, inverse3 + moved, -1.0
-    variance = max(second - mean * mean, 0.0)
-    skew = sign * (third - 3.0 * mean * second + 2.0 * mean * mean * mean)
-    return root_derivatives(gap, m, a, variance, skew, log_r)
+    return side_derivatives(gap, m, a, mean, second, third, sign, log_r)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -267,9 +267,7 @@ def hr_state(
         mean, second, third, sign = m, share2, share3, 1.0
     else:
         mean, second, third, sign = a, inverse2, inverse3, -1.0
-    variance = max(second - mean * mean, 0.0)
-    skew = sign * (third - 3.0 * mean * second + 2.0 * mean * mean * mean)
-    value, slope, bend = root_derivatives(gap, m, a, variance, skew, log_r)
+    value, slope, bend = side_derivatives(gap, m, a, mean, second, third, sign, log_r)
     if not kink:
         bend = math.nan
         if math.isfinite(value):

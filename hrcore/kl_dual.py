@@ -185,9 +185,20 @@ def direct_gradient(
     second, third = (rows.moments @ weights).tolist()
     second += extra
     third += extra
+    return (*side_derivatives(gap, m, a, mean, second, third, sign, log_r), a)
+
+
+def side_derivatives(
+    gap: float, m: float, a: float, mean: float, second: float, third: float, sign: float, log_r: float
+) -> tuple[float, float, float]:
+    """``root_derivatives`` from the raw moments of the side of the spread whose mean is small.
+
+    Computes V = E s² − (E s)² and T = ±(E s³ − 3 E s E s² + 2 (E s)³) for s = y (sign +1) or
+    s = 1/(1+x) = 1 − y (sign −1: T flips with the side), then (F, F', F'').
+    """
     variance = max(second - mean * mean, 0.0)
     skew = sign * (third - 3.0 * mean * second + 2.0 * mean * mean * mean)
-    return (*root_derivatives(gap, m, a, variance, skew, log_r), a)
+    return root_derivatives(gap, m, a, variance, skew, log_r)
 
 
 def two_node_start(worst_mass: float, moments: tuple[float, float, float], r: float, u_guess: float) -> float:
