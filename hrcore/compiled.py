@@ -73,13 +73,7 @@ def solve_hd(losses: np.ndarray, alpha: float, r: float) -> tuple[Any, ...] | No
     Returns:
         The solution's arrays and scalars, or None (not compiled, or a case the kernel leaves to numpy).
     """
-    kernels = _load() if ENABLED else None
-    if kernels is None or not (r == 0.0 or r >= kl_dual.DIRECT_RADIUS):
-        return None
-    # The kernel fills arrays made here: numba boxing its own arrays into numpy costs more than the solve.
-    weights, sample_weights = np.empty(losses.size), np.empty(losses.size)
-    result = kernels["hd"](losses, alpha, r, weights, sample_weights)
-    return None if result[0] != SOLVED else (weights, sample_weights, *result[1:])
+    return _run("hd", losses, alpha, r) if r == 0.0 or r >= kl_dual.DIRECT_RADIUS else None
 
 
 def solve_hr(losses: np.ndarray, alpha: float, r: float) -> tuple[Any, ...] | None:
@@ -88,9 +82,15 @@ def solve_hr(losses: np.ndarray, alpha: float, r: float) -> tuple[Any, ...] | No
     Computes what ``solve_hd`` does, for the HR program: sorted and grouped by tied loss, the inner cap e*(u)
     solved exactly at each step of the same root finder as ``hrcore.programs.solve_hr``.
     """
+    return _run("hr", losses, alpha, r) if alpha > 0.0 and r >= kl_dual.DIRECT_RADIUS else None
+
+
+def _run(kernel: str, losses: np.ndarray, alpha: float, r: float) -> tuple[Any, ...] | None:
+    """One kernel's solution, or None (not compiled, or FALLBACK)."""
     kernels = _load() if ENABLED else None
-    if kernels is None or not (alpha > 0.0 and r >= kl_dual.DIRECT_RADIUS):
+    if kernels is None:
         return None
+    # The kernel fills arrays made here: numba boxing its own arrays into numpy costs more than the solve.
     weights, sample_weights = np.empty(losses.size), np.empty(losses.size)
-    result = kernels["hr"](losses, alpha, r, weights, sample_weights)
+    result = kernels[kernel](losses, alpha, r, weights, sample_weights)
     return None if result[0] != SOLVED else (weights, sample_weights, *result[1:])

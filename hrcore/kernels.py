@@ -31,35 +31,71 @@ STEP_ON = kl_dual.STEP_ON
 STEP_ROOT_IF_SMOOTH = kl_dual.STEP_ROOT_IF_SMOOTH
 
 
+# ``direct_gradient`` in one pass: per atom, a, m, Σ w log(1+x) and the raw second and third moments of both
+# sides of the spread (y and 1/(1+x)) are summed together; the side whose mean is small is picked at the end.
+NO_ATOMS = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def add_atom(
+    sums: tuple[float, float, float, float, float, float, float], w: float, x: float, log_ratio: float
+) -> tuple[float, float, float, float, float, float, float]:
+    a, m, log_sum, share2, share3, inverse2, inverse3 = sums
+    inverse = 1.0 / (x + 1.0)
+    share = x * inverse
+    square = share * share
+    inverse_square = inverse * inverse
+    return (
+        a + w * inverse,
+        m + w * share,
+        log_sum + w * log_ratio,
+        share2 + w * square,
+        share3 + w * square * share,
+        inverse2 + w * inverse_square,
+        inverse3 + w * inverse_square * inverse,
+    )
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
-def hd_state(
-    values: np.ndarray, mass: np.ndarray, size: int, moved: float, u: float, log_r: float
-) -> tuple[float, float, float]:
-    # ``direct_gradient`` in one pass: the raw moments of both sides of the spread are summed together,
-    # and the side whose mean is small is picked afterwards.
-    a, m, log_sum = 0.0, 0.0, 0.0
-    share2, share3, inverse2, inverse3 = 0.0, 0.0, 0.0, 0.0
-    for j in range(size):
-        w = mass[j]
-        x = values[j] / u
-        inverse = 1.0 / (x + 1.0)
-        share = x * inverse
-        a += w * inverse
-        m += w * share
-        log_sum += w * math.log1p(x)
-        square = share * share
-        share2 += w * square
-        share3 += w * square * share
-        square = inverse * inverse
-        inverse2 += w * square
-        inverse3 += w * square * inverse
-    a += moved
+def sums_derivatives(
+    sums: tuple[float, float, float, float, float, float, float], worst_mass: float, log_r: float
+) -> tuple[float, float, float, float]:
+    # (F, F', F'', a) from the atoms' sums plus a worst atom of mass a₀ at x = 0 (adding a₀ to a and to
+    # each power of 1/(1+x)).
+    a, m, log_sum, share2, share3, inverse2, inverse3 = sums
+    a += worst_mass
     gap = log_sum + math.log(a)
     if m <= 0.5:
         mean, second, third, sign = m, share2, share3, 1.0
     else:
-        mean, second, third, sign = a, inverse2 + moved, inverse3 + moved, -1.0
-    return side_derivatives(gap, m, a, mean, second, third, sign, log_r)
+        mean, second, third, sign = a, inverse2 + worst_mass, inverse3 + worst_mass, -1.0
+    return (*side_derivatives(gap, m, a, mean, second, third, sign, log_r), a)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def hd_state(
+    values: np.ndarray, mass: np.ndarray, moved: float, u: float, log_r: float
+) -> tuple[float, float, float]:
+    sums = NO_ATOMS
+    for j in range(values.size):
+        x = values[j] / u
+        sums = add_atom(sums, mass[j], x, math.log1p(x))
+    value, slope, bend, _ = sums_derivatives(sums, moved, log_r)
+    return value, slope, bend
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def start(values: np.ndarray, mass: np.ndarray, cap: float, worst_mass: float, r: float) -> float:
+    # ``moments_start`` on the atoms min(d, cap): the χ² guess, polished by ``two_node_start``.
+    first, second, third = 0.0, 0.0, 0.0
+    for j in range(values.size):
+        d = min(values[j], cap)
+        w = mass[j] * d
+        first += w
+        second += w * d
+        third += w * d * d
+    guess = chi_square_start(second - first * first, r)
+    return two_node_start(worst_mass, (first, second, third), r, guess)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -138,22 +174,13 @@ def hd(
     if r == 0.0:
         return _fold(losses, values, mass, sample_weights, moved, moved, worst, spread, at_worst)
     # ``moments_start`` and ``find_root`` on ``hd_state``.
-    first_moment, second_moment, third_moment = 0.0, 0.0, 0.0
-    for i in range(n):
-        d = values[i]
-        w = mass[i] * d
-        first_moment += w
-        second_moment += w * d
-        third_moment += w * d * d
-    guess = chi_square_start(second_moment - first_moment * first_moment, r)
-    u = two_node_start(moved, (first_moment, second_moment, third_moment), r, guess)
-    t, low, high = math.log(u), -math.inf, math.inf
+    t, low, high = math.log(start(values, mass, math.inf, moved, r)), -math.inf, math.inf
     log_r = math.log(r)
     outcome = STEP_ON
     for _ in range(ITERATIONS):
         if t <= LOWEST_T or t >= -LOWEST_T:
             break
-        h, slope, bend = hd_state(values, mass, n, moved, math.exp(t), log_r)
+        h, slope, bend = hd_state(values, mass, moved, math.exp(t), log_r)
         outcome, t, low, high = root_step(t, low, high, h, slope, bend)
         if outcome != STEP_ON:
             break
@@ -243,31 +270,14 @@ def hr_state(
 ) -> tuple[float, float, float]:
     # ``_HRDual.gradient`` after the cap: ``direct_gradient`` over the uncapped groups, the capped ones
     # (all at x = e*/u) entering as one atom with their total mass.
+    sums = NO_ATOMS
+    for j in range(first):
+        sums = add_atom(sums, weights[j], values[j] / u, log_ratio[j])
     capped = 0.0
     for j in range(first, values.size):
         capped += weights[j]
-    a, m, log_sum = 0.0, 0.0, 0.0
-    share2, share3, inverse2, inverse3 = 0.0, 0.0, 0.0, 0.0
-    for j in range(first + 1):
-        w = weights[j] if j < first else capped
-        x = values[j] / u if j < first else cap_excess
-        inverse = 1.0 / (x + 1.0)
-        share = x * inverse
-        a += w * inverse
-        m += w * share
-        log_sum += w * (log_ratio[j] if j < first else cap_log)
-        square = share * share
-        share2 += w * square
-        share3 += w * square * share
-        square = inverse * inverse
-        inverse2 += w * square
-        inverse3 += w * square * inverse
-    gap = log_sum + math.log(a)
-    if m <= 0.5:
-        mean, second, third, sign = m, share2, share3, 1.0
-    else:
-        mean, second, third, sign = a, inverse2, inverse3, -1.0
-    value, slope, bend = side_derivatives(gap, m, a, mean, second, third, sign, log_r)
+    sums = add_atom(sums, capped, cap_excess, cap_log)
+    value, slope, bend, a = sums_derivatives(sums, 0.0, log_r)
     if not kink:
         bend = math.nan
         if math.isfinite(value):
@@ -306,39 +316,46 @@ def hr(
     movable = (n - at_worst) / n
     group_mass = np.zeros(size)
     if alpha >= movable:
+        # q = P̂ already lets α cover every sample below the maximum.
         group_mass[0] = at_worst / n
-        return _expand(
-            losses,
-            order,
-            group,
-            values,
-            counts,
-            group_mass,
-            weights,
-            sample_weights,
-            movable,
-            movable,
-            worst,
-            spread,
-        )
-    if binary_kl(movable, alpha) <= r:
+        worst_mass, moved = movable, movable
+    elif binary_kl(movable, alpha) <= r:
         # The KL-closest q with mass α below the maximum; poisoning then moves all of it.
         group_mass[0] = 1.0 - alpha
-        worst_mass = max(0.0, 1.0 - group_mass.sum())
-        return _expand(
-            losses,
-            order,
-            group,
-            values,
-            counts,
-            group_mass,
-            weights,
-            sample_weights,
-            worst_mass,
-            alpha,
-            worst,
-            spread,
-        )
+        worst_mass, moved = max(0.0, 1.0 - group_mass.sum()), alpha
+    elif hr_dual_mass(values, counts, group, n, alpha, r, group_mass):
+        worst_mass, moved = max(0.0, 1.0 - group_mass.sum()), alpha
+    else:
+        return FALLBACK, 0.0, 0.0, 0.0, 0.0
+    return _expand(
+        losses,
+        order,
+        group,
+        values,
+        counts,
+        group_mass,
+        weights,
+        sample_weights,
+        worst_mass,
+        moved,
+        worst,
+        spread,
+    )
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def hr_dual_mass(
+    values: np.ndarray,
+    counts: np.ndarray,
+    group: np.ndarray,
+    n: int,
+    alpha: float,
+    r: float,
+    group_mass: np.ndarray,
+) -> bool:
+    # The interior case of ``solve_hr``: p per group written into group_mass; False where the root finder
+    # leaves its range (the numpy path then takes the boundary solution).
+    size = values.size
     # ``_HRDual`` in direct mode: masses, the cap's constant limits, and the two-node start.
     masses = counts / n
     coefficient, limit = np.empty(size), np.empty(size)
@@ -350,16 +367,7 @@ def hr(
         limit[j] = n * (log_alpha_r + math.log(n)) - n * math.log(n - cumulative)
     limit[size - 1] = math.inf
     position = min(n - 1, math.ceil(n * (1.0 - alpha)))
-    top = group[position]
-    first_moment, second_moment, third_moment = 0.0, 0.0, 0.0
-    for j in range(size):
-        d = min(values[j], values[top])
-        w = masses[j] * d
-        first_moment += w
-        second_moment += w * d
-        third_moment += w * d * d
-    guess = chi_square_start(second_moment - first_moment * first_moment, r)
-    u = two_node_start(masses[0], (first_moment, second_moment, third_moment), r, guess)
+    u = start(values, masses, values[group[position]], masses[0], r)
     log_ratio = np.empty(size)
     t, low, high = math.log(u), -math.inf, math.inf
     log_r = math.log(r)
@@ -386,7 +394,7 @@ def hr(
         elif outcome != STEP_ON:
             break
     if outcome == STEP_ON:
-        return FALLBACK, 0.0, 0.0, 0.0, 0.0
+        return False
     # q_g ∝ w_g/(1 + min(d_g, e*)/u*), then ``trim_top``: α off the largest d, whole groups then a cut.
     u = math.exp(t)
     first, kink, cap_excess, cap_log = hr_cap(
@@ -405,21 +413,7 @@ def hr(
     if cut > 0:
         group_mass[cut - 1] = tail + group_mass[cut - 1] - alpha
     group_mass[cut:] = 0.0
-    worst_mass = max(0.0, 1.0 - group_mass.sum())
-    return _expand(
-        losses,
-        order,
-        group,
-        values,
-        counts,
-        group_mass,
-        weights,
-        sample_weights,
-        worst_mass,
-        alpha,
-        worst,
-        spread,
-    )
+    return True
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

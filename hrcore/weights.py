@@ -81,22 +81,32 @@ def solve(
             # HR with α = 0 or r = 0 is the HD program (solved by the same code: the two agree to the bit).
             hd = ambiguity == "HD" or alpha == 0.0 or r == 0.0
             found = compiled.solve_hd(array, alpha, r) if hd else compiled.solve_hr(array, alpha, r)
-    if found is not None:
-        weights, sample_weights, worst_mass, removed, value, worst_value = found
-        return HRSolution(
-            weights=weights,
-            sample_weights=sample_weights,
-            worst_weight=worst_mass,
-            value=value,
-            worst_value=worst_value,
-            ambiguity=ambiguity,
-            alpha=alpha,
-            r=r,
-            upper_bound=None,
-            removed_mass=removed,
-            solver="exact",
-        )
+    if found is None:
+        found = _solve_numpy(losses, alpha, r, ambiguity, upper_bound, mask)
+    weights, sample_weights, worst_mass, removed, value, worst_value = found
+    # Under a bound the worst atom sits at the validated B.
+    return HRSolution(
+        weights=weights,
+        sample_weights=sample_weights,
+        worst_weight=worst_mass,
+        value=value,
+        worst_value=worst_value,
+        ambiguity=ambiguity,
+        alpha=alpha,
+        r=r,
+        upper_bound=None if upper_bound is None else worst_value,
+        removed_mass=removed,
+        solver="exact",
+    )
 
+
+def _solve_numpy(
+    losses: object, alpha: float, r: float, ambiguity: str, upper_bound: float | None, mask: object
+) -> tuple[np.ndarray, np.ndarray, float, float, float, float]:
+    """``solve`` by the numpy path, for any batch.
+
+    Computes (weights, sample weights, worst mass, removed mass, V, where the worst atom sits: M or B).
+    """
     _, included, kept, order, ordered, bound, worst_value, spread = as_batch(losses, mask, upper_bound)
     n = kept.size
     # Entries in ascending d = descending loss: position j holds sample descending[j].
@@ -132,19 +142,7 @@ def solve(
             weights[descending[:top_group]] += worst_mass / top_group
     if included is not None:
         sample_weights, weights = _scatter(sample_weights, included), _scatter(weights, included)
-    return HRSolution(
-        weights=weights,
-        sample_weights=sample_weights,
-        worst_weight=worst_mass,
-        value=value,
-        worst_value=worst_value,
-        ambiguity=ambiguity,
-        alpha=alpha,
-        r=r,
-        upper_bound=bound,
-        removed_mass=removed,
-        solver="exact",
-    )
+    return weights, sample_weights, worst_mass, removed, value, worst_value
 
 
 def group_ties(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
