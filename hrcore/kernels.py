@@ -22,6 +22,7 @@ register_jitable(kl_dual.log_gap)
 register_jitable(kl_dual.root_derivatives)
 root_step = njit(cache=True)(kl_dual.root_step)
 binary_kl = njit(cache=True)(programs.binary_kl)
+whole_samples = njit(cache=True)(programs.whole_samples)
 two_node_start = njit(cache=True)(kl_dual.two_node_start)
 side_derivatives = njit(cache=True)(kl_dual.side_derivatives)
 chi_square_start = njit(cache=True)(kl_dual.chi_square_start)
@@ -154,13 +155,8 @@ def hd(
         for i in range(n):
             mass[i] = 1.0 / n if values[i] == 0.0 else 0.0
         return _fold(losses, values, mass, sample_weights, moved, moved, worst, spread, at_worst)
-    # ``poison_uniform``: the `removed` lowest losses go whole, the next is cut; whole samples are the
-    # largest j with j/N ≤ moved, guarded against the rounding of moved·N.
-    removed = int(moved * n)
-    while (removed + 1) / n <= moved:
-        removed += 1
-    while removed > 0 and removed / n > moved:
-        removed -= 1
+    # ``poison_uniform``: the `removed` lowest losses go whole, the next is cut.
+    removed = whole_samples(moved, n)
     cut = smallest(losses, removed) if removed > 0 else lowest
     below, tied = 0, 0
     for i in range(n):

@@ -87,6 +87,19 @@ def count_at_worst(values: np.ndarray) -> int:
     return int(values.searchsorted(0.0, side="right"))
 
 
+def whole_samples(amount: float, n: int) -> int:
+    """How many samples of mass 1/N an amount of mass removes whole.
+
+    Computes the largest j with j/N ≤ amount, guarded against the rounding of amount·N.
+    """
+    removed = int(amount * n)
+    while (removed + 1) / n <= amount:
+        removed += 1
+    while removed > 0 and removed / n > amount:
+        removed -= 1
+    return removed
+
+
 def poison_uniform(values: np.ndarray, amount: float) -> tuple[np.ndarray, int]:
     """P̂ on ascending per-sample ``values`` with ``amount`` of mass removed from the largest d.
 
@@ -102,12 +115,7 @@ def poison_uniform(values: np.ndarray, amount: float) -> tuple[np.ndarray, int]:
     """
     n = values.size
     mass = np.full(n, 1.0 / n)
-    # Whole samples removed: the largest j with j/N ≤ amount, guarded against the rounding of amount·N.
-    removed = int(amount * n)
-    while (removed + 1) / n <= amount:
-        removed += 1
-    while removed > 0 and removed / n > amount:
-        removed -= 1
+    removed = whole_samples(amount, n)
     size = n - removed
     if size < n:
         mass[size:] = 0.0
