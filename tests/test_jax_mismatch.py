@@ -27,10 +27,14 @@ def two_layer(params: dict, x: jax.Array) -> jax.Array:
     return jnp.tanh(x @ params["w1"]) @ params["w2"]
 
 
-def _linear_problem(seed: int = 0) -> tuple[dict, jax.Array, jax.Array]:
+def _linear_problem(seed: int = 0, outputs: int = 3) -> tuple[dict, jax.Array, jax.Array]:
     rng = np.random.default_rng(seed)
-    params = {"w": jnp.asarray(rng.normal(size=(4, 3)))}
-    return params, jnp.asarray(rng.normal(size=(6, 4))), jnp.asarray(rng.normal(size=(6, 3)))
+    params = {"w": jnp.asarray(rng.normal(size=(4, outputs)))}
+    return params, jnp.asarray(rng.normal(size=(6, 4))), jnp.asarray(rng.normal(size=(6, outputs)))
+
+
+# A matrix taller than wide is attacked transposed (a CPU speed-up); both orientations give the same attack.
+ORIENTATIONS = pytest.mark.parametrize("outputs", [3, 6], ids=["tall", "wide"])
 
 
 def _attack_slope(w: np.ndarray, x: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -44,16 +48,20 @@ def _offsets(params: dict, attacked: dict) -> np.ndarray:
     return (np.asarray(attacked["w"]) - w) / np.abs(w)
 
 
-def test_attack_steps_match_hand_derived_sign_ascent() -> None:
+@ORIENTATIONS
+def test_attack_steps_match_hand_derived_sign_ascent(outputs: int) -> None:
     with jax.enable_x64(True):
-        params, x, _ = _linear_problem()
+        params, x, _ = _linear_problem(0, outputs)
         key, zeta, steps = jax.random.key(3), 0.05, 4
         nominal = linear(params, x)
         start = _offsets(params, pga_attack(params, linear, x, nominal, mse, key, 0, zeta, 0.01))
         first = _offsets(params, pga_attack(params, linear, x, nominal, mse, key, 1, zeta, 0.01))
         final = _offsets(params, pga_attack(params, linear, x, nominal, mse, key, steps, zeta, 0.01))
+        # Documented: R = normal(key, (n,)) cut into the selected leaves in leaf order.
+        documented = np.asarray(jax.random.normal(key, (4 * outputs,), jnp.float64)).reshape(4, outputs)
     w, xs = np.asarray(params["w"]), np.asarray(x)
     assert np.all(np.abs(start) <= zeta) and np.any(start != 0)
+    np.testing.assert_allclose(start, np.clip(0.01 * documented, -zeta, zeta), rtol=1e-12, atol=1e-15)
     expected_first = np.clip(start + zeta * np.sign(_attack_slope(w, xs, start)), -zeta, zeta)
     np.testing.assert_allclose(first, expected_first, rtol=1e-12, atol=1e-12)
     u = start
@@ -62,21 +70,23 @@ def test_attack_steps_match_hand_derived_sign_ascent() -> None:
     np.testing.assert_allclose(final, u, rtol=1e-12, atol=1e-12)
 
 
+@ORIENTATIONS
 @pytest.mark.parametrize("noise", [0.0, 0.1])
-def test_loss_value_and_gradient_match_hand_derivation(noise: float) -> None:
+def test_loss_value_and_gradient_match_hand_derivation(noise: float, outputs: int) -> None:
     beta, zeta, steps = 0.25, 0.05, 5
     with jax.enable_x64(True):
-        params, x, y = _linear_problem(1)
+        params, x, y = _linear_problem(1, outputs)
         key = jax.random.key(7)
         value, grad = jax.jit(jax.value_and_grad(mismatch_adversarial_loss), static_argnums=(1, 4, 5))(
             params, linear, x, y, mse, mse, key, noise, 1e-3, zeta, beta, steps
         )
-        # Documented key use: noise_key, attack_key = split(rng_key); one subkey per selected leaf.
-        noise_key, attack_key = jax.random.split(key)
-        draw = np.asarray(jax.random.normal(jax.random.split(noise_key, 1)[0], (4, 3), jnp.float64))
-        attacked = pga_attack(params, linear, x, linear(params, x), mse, attack_key, steps, zeta, 1e-3)
+        # Documented: one draw normal(rng_key, (2, n)); row 0 the forward noise, row 1 the attack's start.
+        draws = np.asarray(jax.random.normal(key, (2, 4 * outputs), jnp.float64))
     w, xs, ys = (np.asarray(a) for a in (params["w"], x, y))
-    u = _offsets(params, attacked)
+    draw = draws[0].reshape(4, outputs)
+    u = np.clip(1e-3 * draws[1].reshape(4, outputs), -zeta, zeta)
+    for _ in range(steps):
+        u = np.clip(u + zeta / steps * np.sign(_attack_slope(w, xs, u)), -zeta, zeta)
     noisy = w + noise * np.abs(w) * draw
     residual = xs @ noisy - ys
     difference = xs @ (np.abs(w) * u)
@@ -114,6 +124,77 @@ def test_attacked_parameters_stay_in_the_box_and_raise_the_mismatch_loss() -> No
     ]
     worst_random = max(float(mse(two_layer(corner, x), nominal)) for corner in corners)
     assert float(mse(two_layer(attacked, x), nominal)) > worst_random
+
+
+def _two_layer_problem(seed: int) -> tuple[dict, jax.Array, jax.Array]:
+    rng = np.random.default_rng(seed)
+    params = {
+        "w1": jnp.asarray(rng.normal(size=(5, 4)), jnp.float32),
+        "w2": jnp.asarray(rng.normal(size=(4, 2)), jnp.float32),
+    }
+    return (
+        params,
+        jnp.asarray(rng.normal(size=(8, 5)), jnp.float32),
+        jnp.asarray(rng.normal(size=(8, 2)), jnp.float32),
+    )
+
+
+@jax.custom_vjp
+def _host_tanh(z: jax.Array) -> jax.Array:
+    """tanh computed on the host: differentiable (custom VJP) but not vmappable (no vmap_method)."""
+    return jax.pure_callback(lambda a: np.tanh(a).astype(a.dtype), jax.ShapeDtypeStruct(z.shape, z.dtype), z)
+
+
+def _host_tanh_forward(z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    y = _host_tanh(z)
+    return y, y
+
+
+_host_tanh.defvjp(_host_tanh_forward, lambda y, g: (g * (1 - y**2),))
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_network_that_cannot_be_vmapped_gives_the_same_loss_and_gradient(noise: float) -> None:
+    params, x, y = _two_layer_problem(4)
+
+    def host_network(p: dict, inputs: jax.Array) -> jax.Array:
+        return _host_tanh(inputs @ p["w1"]) @ p["w2"]
+
+    with pytest.raises(NotImplementedError):  # the premise: this network has no batching rule
+        jax.vmap(host_network, in_axes=(0, None))(jax.tree_util.tree_map(lambda a: a[None], params), x)
+    key = jax.random.key(1)
+    value, grads = jax.value_and_grad(mismatch_adversarial_loss)(
+        params, host_network, x, y, mse, mse, key, noise
+    )
+    expected, expected_grads = jax.value_and_grad(mismatch_adversarial_loss)(
+        params, two_layer, x, y, mse, mse, key, noise
+    )
+    np.testing.assert_allclose(float(value), float(expected), rtol=1e-5)
+    for name in params:
+        np.testing.assert_allclose(grads[name], expected_grads[name], rtol=1e-4, atol=1e-6)
+
+
+def _dot_operand_shapes(jaxpr: object) -> list[tuple[tuple[int, ...], ...]]:
+    """The operand shapes of every dot_general, nested jaxprs included."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            found.append(tuple(tuple(atom.aval.shape) for atom in eqn.invars))
+        for value in eqn.params.values():
+            for inner in value if isinstance(value, (tuple, list)) else [value]:
+                if hasattr(inner, "eqns") or hasattr(inner, "jaxpr"):
+                    found += _dot_operand_shapes(getattr(inner, "jaxpr", inner))
+    return found
+
+
+@pytest.mark.parametrize(("noise", "sets"), [(0.1, 3), (0.0, 2)])
+def test_loss_evaluates_the_network_once_for_all_parameter_sets(noise: float, sets: int) -> None:
+    params, x, y = _two_layer_problem(6)
+    jaxpr = jax.make_jaxpr(
+        lambda p: mismatch_adversarial_loss(p, two_layer, x, y, mse, mse, jax.random.key(0), noise)
+    )(params).jaxpr
+    # Θ̃ (with noise), Θ and Θ* go through the first layer as one product with stacked weights.
+    assert ((8, 5), (sets, 5, 4)) in _dot_operand_shapes(jaxpr)
 
 
 def _program_size(steps: int) -> int:

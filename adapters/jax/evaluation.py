@@ -94,7 +94,7 @@ def mismatch_curve(
     chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
 
     def one_draw(level: jax.Array, draw_key: jax.Array) -> jax.Array:
-        noise = standard_normals(draw_key, leaves, selected)
+        noise = standard_normals(draw_key, leaves, selected)[0]
         moved = [mismatch_perturb(leaf, level * r) for leaf, r in zip(chosen, noise, strict=True)]
         return loss_of_params(
             jax.tree_util.tree_unflatten(treedef, replace_selected(leaves, selected, moved))
