@@ -8,12 +8,13 @@ Both are then evaluated under simulated mismatch Θ + |Θ|·ζ·N(0, 1) for ζ =
 draws), printed as a table and plotted.
 
 Each epoch is one ``lax.scan`` over its single-sample Adam steps (the same updates as a Python loop, compiled
-once). Run ``python examples/mismatch_jax.py`` (8–10 minutes on 2 shared cores) or ``--quick`` for a toy run.
+once). Run ``python examples/mismatch_jax.py`` (about 3 minutes on 2 shared cores) or ``--quick`` for a toy
+run.
 
-Measured (200 draws per ζ), standard/robust test-MSE ratio at ζ = 0.3 / 0.6 for ``--seed`` 0 (default) to 4:
-1.49 / 1.66, 2.41 / 2.40, 1.60 / 1.62, 1.85 / 1.96, 1.49 / 1.80 (means 1.77 / 1.89); with ``--biases``:
-2.36 / 2.37, 2.25 / 2.52, 1.40 / 1.48, 1.66 / 2.05, 1.40 / 1.27 (means 1.81 / 1.94). The random task and
-initial weights move the ratio more than anything else (the published single run: 2.62 / 2.31, 20 draws).
+``--seed 0`` (the default) is the published task: inputs, targets and initial weights come from numpy's legacy
+stream in the published notebook's order. Measured (200 draws per ζ), standard/robust test-MSE ratio at
+ζ = 0.3 / 0.6 for seeds 0 to 4: 2.63 / 2.55, 1.92 / 2.33, 1.99 / 2.11, 2.52 / 2.44, 2.07 / 2.07 (means 2.23 /
+2.30); ``--biases``, seed 0: 2.14 / 2.25. The published single run: 2.62 / 2.31 (20 draws).
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def init_params(
     """Kaiming-uniform weights, U(±√(6/fan_in)) per layer, and optional biases U(±√(1/fan_out)).
 
     Computes W ~ U(−√(6/n_in), √(6/n_in)) for both layers and, with ``biases``, b ~ U(−√(1/n_out), √(1/n_out))
-    right after each layer's weights: the initialisation and draw order of Rockpool's linear layers, which have
-    no bias by default since its v2.4 (the published run has none; ``--biases`` runs that variant).
+    right after each layer's weights: the initialisation and draw order of Rockpool's linear layers, which
+    have no bias by default since its v2.4 (the published run has none; ``--biases`` runs that variant).
 
     Args:
         rng: Legacy numpy generator, continued from ``make_task`` as the notebook's global stream is.
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, MismatchCurve]:
     parser.add_argument(
         "--biases",
         action="store_true",
-        help="add a bias to each layer, attacked too (Rockpool's linear layers had one by default before v2.4)",
+        help="add an attacked bias to each layer (Rockpool's linear layers had one by default before v2.4)",
     )
     parser.add_argument("--out", type=Path, default=Path("mismatch_jax.png"), help="PNG plot path")
     args = parser.parse_args(argv)
