@@ -18,7 +18,7 @@ from hrcore.evaluation import (
 from hrcore.geometry import mismatch_perturb
 
 from .arguments import check_key, check_sizes, check_steps
-from .parameters import ParameterFilter, replace_selected, selected_leaves, standard_normals
+from .parameters import ParameterFilter, pick_selected, replace_selected, selected_leaves, standard_normals
 
 
 def adversarial_accuracy(
@@ -91,7 +91,7 @@ def mismatch_curve(
     key = jax.random.key(0) if key is None else check_key(key, "mismatch_curve")
     leaves, treedef = jax.tree_util.tree_flatten(params)
     selected = selected_leaves(params, parameter_filter)
-    chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
+    chosen = pick_selected(leaves, selected)
 
     def one_draw(level: jax.Array, draw_key: jax.Array) -> jax.Array:
         noise = standard_normals(draw_key, leaves, selected)[0]

@@ -27,7 +27,7 @@ from hrcore.geometry import clip_mismatch, mismatch_perturb, mismatch_step
 
 from .arguments import check_key, check_sizes, check_steps, is_static_zero
 from .modules import as_jit_callable, pure_forward
-from .parameters import ParameterFilter, replace_selected, selected_leaves, standard_normals
+from .parameters import ParameterFilter, pick_selected, replace_selected, selected_leaves, standard_normals
 
 Loss = Callable[[Any, Any], Any]
 
@@ -125,7 +125,7 @@ def _adversarial_loss(
     # One draw for the step: row 0 the forward noise, row 1 the attack's start (the same rows whatever is on).
     noise_draws, start_draws = standard_normals(rng_key, leaves, selected, sets=2)
     if noise:
-        chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
+        chosen = pick_selected(leaves, selected)
         # The noise is a constant offset: Θ̃ has the identity Jacobian in Θ.
         noisy = [
             leaf + jax.lax.stop_gradient(noisy_forward_std * jnp.abs(leaf) * draw)
@@ -242,7 +242,7 @@ def _attacked_parameters(
 
 def _perturbed_leaves(leaves: Sequence[Any], selected: Sequence[bool], offsets: Sequence[Any]) -> list[Any]:
     """Θ* = Θ + |Θ|⊙u on the selected leaves, the others unchanged."""
-    chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
+    chosen = pick_selected(leaves, selected)
     moved = [mismatch_perturb(leaf, u) for leaf, u in zip(chosen, offsets, strict=True)]
     return replace_selected(leaves, selected, moved)
 
@@ -276,7 +276,7 @@ def _attack_offsets(
     def reorient(arrays: Sequence[jax.Array]) -> list[jax.Array]:
         return [array.T if flip else array for array, flip in zip(arrays, flipped, strict=True)]
 
-    chosen = reorient([leaf for leaf, keep in zip(frozen, selected, strict=True) if keep])
+    chosen = reorient(pick_selected(frozen, selected))
 
     def objective(stars: list[jax.Array]) -> jax.Array:
         moved = jax.tree_util.tree_unflatten(treedef, replace_selected(frozen, selected, reorient(stars)))

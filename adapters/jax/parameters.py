@@ -77,7 +77,7 @@ def standard_normals(
         ``sets`` lists of one array per selected leaf, in the leaf's dtype (drawn in the selected leaves'
         common dtype).
     """
-    chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
+    chosen = pick_selected(leaves, selected)
     if not chosen:
         return [[] for _ in range(sets)]
     sizes = [int(np.prod(jnp.shape(leaf), dtype=np.int64)) for leaf in chosen]
@@ -90,6 +90,21 @@ def standard_normals(
         ]
         for s in range(sets)
     ]
+
+
+def pick_selected(leaves: Sequence[Any], selected: Sequence[bool]) -> list[Any]:
+    """The selected leaves, in order (the inverse of ``replace_selected``).
+
+    Computes [leaf_i for i if selected_i].
+
+    Args:
+        leaves: All leaves.
+        selected: One flag per leaf.
+
+    Returns:
+        The selected leaves.
+    """
+    return [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
 
 
 def replace_selected(leaves: Sequence[Any], selected: Sequence[bool], new: Sequence[Any]) -> list[Any]:
