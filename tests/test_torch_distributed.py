@@ -57,6 +57,10 @@ def worker(rank: int, port: int) -> None:
         dist.all_reduce(mean)
         torch.testing.assert_close(mean / 2, expected.detach(), rtol=1e-10, atol=1e-12)
         assert abs(criterion.last_solution.value - expected.item()) < 1e-10
+        # Both ranks done before teardown, and DDP's reducer (it holds the group and gloo work) gone before
+        # the group: tearing down under a live reducer intermittently aborted a rank ("terminate called").
+        dist.barrier()
+        del ddp
     finally:
         dist.destroy_process_group()
 
